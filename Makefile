@@ -1,0 +1,48 @@
+# Quick start: `make run` runs the product (sandbox Kitsu, web, worker, beat); `make test` runs
+# every test. Both install what they need into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+SANDBOX_PORT ?= 8001
+WEB_PORT ?= 8000
+
+.PHONY: run test lint format sandbox clean
+
+$(BIN)/.runtime-installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(BIN)/.dev-installed: requirements.txt requirements-dev.txt $(BIN)/.runtime-installed
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# The whole product on one machine: SQLite, Celery on kombu's filesystem transport, no Redis.
+run: export ENV_FILE = demo.env
+run: $(BIN)/.runtime-installed
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py kitsu_demo_setup --web-port $(WEB_PORT) --sandbox-port $(SANDBOX_PORT)
+	SANDBOX_PORT=$(SANDBOX_PORT) WEB_PORT=$(WEB_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
+
+test: $(BIN)/.dev-installed
+	scripts/ensure-services
+	scripts/ensure-chromium
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	ENV_FILE=tests/test.env $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+lint: $(BIN)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+sandbox: $(BIN)/.runtime-installed
+	ENV_FILE=demo.env $(PY) manage.py kitsu_sandbox --port $(SANDBOX_PORT)
+
+clean:
+	rm -rf var db.sqlite3 .pytest_cache .ruff_cache .hypothesis

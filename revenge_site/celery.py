@@ -1,0 +1,23 @@
+"""The Celery application: configured from Django settings (CELERY_* names)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revenge_site.settings")
+
+app = Celery("revenge_site")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_configure.connect
+def create_filesystem_queue(sender: Celery, **kwargs: object) -> None:
+    # kombu's filesystem transport (the embedded, Redis-less default) expects its folders to exist.
+    options = sender.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)

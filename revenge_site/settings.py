@@ -1,0 +1,174 @@
+"""Settings for revenge_site, read from the environment only (django-environ).
+
+Every variable is listed, with a comment, in `.env.example`. `ENV_FILE` names an env file to
+read first (default `.env` in the project root); real environment variables win over it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(env.str("ENV_FILE", default=str(BASE_DIR / ".env")))
+
+
+def parse_interval(value: str) -> timedelta:
+    """Parse a human interval such as `90s`, `15m`, `24h` or `7d`."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", value or "")
+    if not match:
+        raise ImproperlyConfigured(
+            f"Invalid interval {value!r}: use a number and a unit, for example 30m, 24h or 7d."
+        )
+    amount, unit = int(match[1]), match[2]
+    if amount <= 0:
+        raise ImproperlyConfigured(f"Invalid interval {value!r}: it must be greater than zero.")
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    return timedelta(**{units[unit]: amount})
+
+
+def choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.str(name, default=default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of: {', '.join(choices)}.")
+    return value
+
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# A development key only when DEBUG is on; production must set its own.
+SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-key-change-me" if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY is not set: put a long random string in the environment.")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "kitsu_sync",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "revenge_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "revenge_site.wsgi.application"
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
+
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="none")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+
+# --- Redis and Celery -------------------------------------------------------------------------
+# Without REDIS_URL the product runs embedded: Celery uses kombu's filesystem transport and the
+# Kitsu rate limiter and locks live in this process.
+REDIS_URL = env.str("REDIS_URL", default="")
+VAR_DIR = env.path("VAR_DIR", default=BASE_DIR / "var")
+
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+else:
+    _queue_dir = Path(VAR_DIR) / "celery-queue"
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(Path(VAR_DIR) / "celery-processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(Path(VAR_DIR) / "celerybeat-schedule")
+
+# --- Kitsu ------------------------------------------------------------------------------------
+# kitsu.io moved to kitsu.app in August 2024: the hosts are settings, never literals in code.
+KITSU_API_URL = env.str("KITSU_API_URL", default="https://kitsu.app/api/edge").rstrip("/")
+KITSU_OAUTH_URL = env.str("KITSU_OAUTH_URL", default="https://kitsu.app/api/oauth").rstrip("/")
+KITSU_CLIENT_ID = env.str("KITSU_CLIENT_ID", default="")
+KITSU_CLIENT_SECRET = env.str("KITSU_CLIENT_SECRET", default="")
+KITSU_AUTH_FLOW = choice("KITSU_AUTH_FLOW", ("password", "authorization_code"), "password")
+KITSU_TOKEN_KEY = env.str("KITSU_TOKEN_KEY", default="")
+KITSU_RATE_LIMIT = env.float("KITSU_RATE_LIMIT", default=10.0)
+if KITSU_RATE_LIMIT <= 0:
+    raise ImproperlyConfigured("KITSU_RATE_LIMIT must be a positive number of requests per second.")
+KITSU_TIMEOUT = env.float("KITSU_TIMEOUT", default=30.0)
+KITSU_SYNC_ENABLED = env.bool("KITSU_SYNC_ENABLED", default=True)
+KITSU_SYNC_INTERVAL = parse_interval(env.str("KITSU_SYNC_INTERVAL", default="24h"))
+KITSU_SYNC_DIRECTION = choice(
+    "KITSU_SYNC_DIRECTION", ("import_only", "export_only", "two_way"), "import_only"
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # urllib3 logs full URLs at DEBUG; keep it quiet so that query strings never reach logs.
+    "loggers": {"urllib3": {"level": "WARNING"}},
+}
