@@ -40,6 +40,13 @@ class KitsuTimeout(KitsuConnectionError):
     """Kitsu did not answer within the timeout."""
 
 
+class KitsuUnreachable(KitsuConnectionError):
+    """No connection could be made (refused, DNS, connect timeout): the request never left.
+
+    This is the one failure after which even a POST may be sent again.
+    """
+
+
 class KitsuResponseError(KitsuError):
     """Kitsu answered with a body that is not the JSON it should be (truncated, HTML, ...)."""
 
@@ -88,6 +95,22 @@ class KitsuUnsupportedMediaType(KitsuClientError):
 
 class KitsuValidationError(KitsuClientError):
     """422: Kitsu's model validation refused a write (see `errors` for each field)."""
+
+
+class KitsuUsageError(KitsuError, ValueError):
+    """The caller asked for something the client will not send (bad season, page limit, id)."""
+
+
+class KitsuRateLimitTimeout(KitsuError):
+    """Our own rate limiter found no free slot before the caller's deadline."""
+
+    retryable = True
+
+
+class KitsuRateLimiterUnavailable(KitsuError):
+    """The shared rate limiter's storage (Redis) could not be reached."""
+
+    retryable = True
 
 
 class KitsuOAuthError(KitsuError):
@@ -144,11 +167,22 @@ def error_for_response(
     body: Any,
     *,
     retry_after: float | None = None,
+    location: str | None = None,
 ) -> KitsuError:
     """Map a non-2xx response to the matching exception.
 
     `body` is the decoded JSON body when there was one, otherwise the raw text (or None).
+    `location` is the Location header of a redirect, which the client never follows.
     """
+    if 300 <= status < 400:
+        # kitsu.io moved to kitsu.app (Aug 2024) and now redirects; following a redirect can
+        # turn a POST into a GET and drops the Authorization header, so say what to change.
+        where = f" to {location}" if location else ""
+        return KitsuClientError(
+            f"Kitsu redirected the request{where} (HTTP {status}); "
+            "set the Kitsu API and OAuth URLs to the current address (https://kitsu.app/...).",
+            status=status,
+        )
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         code = body["error"]
         description = body.get("error_description") or code

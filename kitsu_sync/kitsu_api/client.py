@@ -1,0 +1,270 @@
+"""Kitsu's resources as methods: each builds one request and returns JSON:API resources.
+
+No mapping to Revenge fields happens here; callers read `Resource.attr` / `Resource.related`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from kitsu_sync.kitsu_api.errors import KitsuResponseError, KitsuUsageError
+from kitsu_sync.kitsu_api.jsonapi import Document, Resource, parse_document
+from kitsu_sync.kitsu_api.transport import Transport
+
+# Kitsu's offset paginator caps page[limit] at 20, except LibraryPaginator at 500 (§4.3).
+MAX_PAGE_LIMIT = 20
+MAX_LIBRARY_PAGE_LIMIT = 500
+SEASONS = ("winter", "spring", "summer", "fall")
+LIBRARY_KINDS = ("anime", "manga")
+LIBRARY_STATUSES = ("current", "planned", "completed", "on_hold", "dropped")
+
+
+def _kitsu_id(value: int | str, what: str) -> str:
+    """A numeric Kitsu id as the string Kitsu uses; anything else would hit another route."""
+    text = str(value)
+    if isinstance(value, bool) or not text.isascii() or not text.isdigit():
+        raise KitsuUsageError(f"{what} must be a numeric Kitsu id, not {value!r}.")
+    return text
+
+
+def _page_limit(value: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise KitsuUsageError(f"The page limit must be between 1 and {maximum}, not {value!r}.")
+    return value
+
+
+def _require_token(token: str | None) -> str:
+    if not token:
+        raise KitsuUsageError("This Kitsu request needs an access token.")
+    return token
+
+
+def format_since(moment: datetime) -> str:
+    """`filter[since]` value: ISO 8601 in UTC with milliseconds, as Kitsu writes timestamps."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise KitsuUsageError("`since` must be timezone-aware; a naive time is ambiguous.")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _include(include: Iterable[str]) -> dict[str, str]:
+    names = ",".join(include)
+    return {"include": names} if names else {}
+
+
+class KitsuClient:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def __repr__(self) -> str:
+        return f"KitsuClient({self.transport!r})"
+
+    # --- documents and pagination -----------------------------------------------------------
+
+    def get_document(
+        self, path: str, *, params: Mapping[str, Any] | None = None, token: str | None = None
+    ) -> Document:
+        response = self.transport.request("GET", path, token=token, params=params)
+        return parse_document(response.body)
+
+    def iter_documents(
+        self, path: str, *, params: Mapping[str, Any] | None = None, token: str | None = None
+    ) -> Iterator[Document]:
+        """Every page of a collection, following links.next until Kitsu leaves it out."""
+        seen: set[str] = set()
+        document = self.get_document(path, params=params, token=token)
+        while True:
+            yield document
+            next_url = document.next_url
+            if next_url is None:
+                return
+            if next_url in seen:
+                raise KitsuResponseError(
+                    "Kitsu's pagination points back to a page already read; stopping."
+                )
+            seen.add(next_url)
+            document = self.get_document(next_url, token=token)
+
+    def _iter_resources(
+        self, path: str, *, params: Mapping[str, Any], token: str | None = None
+    ) -> Iterator[Resource]:
+        for document in self.iter_documents(path, params=params, token=token):
+            yield from self._collection(document)
+
+    def _one(self, path: str, *, params: Mapping[str, Any], token: str | None) -> Resource:
+        document = self.get_document(path, params=params, token=token)
+        if not isinstance(document.data, Resource):
+            raise KitsuResponseError(f"Kitsu returned no single resource for {path}.")
+        return document.data
+
+    @staticmethod
+    def _collection(document: Document) -> list[Resource]:
+        if not isinstance(document.data, list):
+            raise KitsuResponseError("Kitsu returned a single resource where a list was expected.")
+        return document.data
+
+    # --- anime metadata ---------------------------------------------------------------------
+
+    def anime(self, kitsu_id: int | str, *, include: Sequence[str] = ("mappings",)) -> Resource:
+        return self._one(
+            f"anime/{_kitsu_id(kitsu_id, 'The anime id')}", params=_include(include), token=None
+        )
+
+    def search_anime(self, text: str, *, limit: int = MAX_PAGE_LIMIT) -> list[Resource]:
+        if not text.strip():
+            raise KitsuUsageError("Type something to search for.")
+        params = {"filter[text]": text.strip(), "page[limit]": _page_limit(limit, MAX_PAGE_LIMIT)}
+        return self._collection(self.get_document("anime", params=params))
+
+    def season_anime(
+        self, season: str, year: int, *, limit: int | None = None
+    ) -> Iterator[Resource]:
+        """Anime of one season; Kitsu counts December as winter of the next year.
+
+        Arguments are checked at once (not at the first `next`); pages load lazily.
+        """
+        name = season.strip().lower()
+        if name not in SEASONS:
+            raise KitsuUsageError(f"Unknown season {season!r}: use one of {', '.join(SEASONS)}.")
+        if isinstance(year, bool) or not isinstance(year, int) or year < 1900:
+            raise KitsuUsageError(f"The season year must be a year such as 2024, not {year!r}.")
+        if limit is not None and limit < 1:
+            raise KitsuUsageError(f"The limit must be at least 1, not {limit!r}.")
+        params = {
+            "filter[season]": name,
+            "filter[seasonYear]": year,
+            "page[limit]": MAX_PAGE_LIMIT,
+        }
+        resources = self._iter_resources("anime", params=params)
+        # islice stops before asking for a page that would only be thrown away.
+        return resources if limit is None else islice(resources, limit)
+
+    def trending_anime(self, *, limit: int = 10) -> list[Resource]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise KitsuUsageError(f"The limit must be at least 1, not {limit!r}.")
+        # Trending takes `limit`, not page[limit], and answers only {"data": [...]}.
+        return self._collection(self.get_document("trending/anime", params={"limit": limit}))
+
+    def anime_mappings(self, kitsu_id: int | str) -> list[Resource]:
+        path = f"anime/{_kitsu_id(kitsu_id, 'The anime id')}/mappings"
+        return list(self._iter_resources(path, params={"page[limit]": MAX_PAGE_LIMIT}))
+
+    def lookup_external(self, external_site: str, external_id: int | str) -> Resource | None:
+        """The Kitsu anime mapped to an id on another site (e.g. myanimelist/anime 21)."""
+        if not external_site or not str(external_id):
+            raise KitsuUsageError("Both the external site and the external id are needed.")
+        params = {
+            "filter[externalSite]": external_site,
+            "filter[externalId]": str(external_id),
+            "include": "item",
+            "page[limit]": MAX_PAGE_LIMIT,
+        }
+        for mapping in self._collection(self.get_document("mappings", params=params)):
+            item = mapping.related("item")
+            # `item` is polymorphic: the same site id can also map to manga or people.
+            if isinstance(item, Resource) and item.type == "anime":
+                return item
+        return None
+
+    # --- users and library ------------------------------------------------------------------
+
+    def current_user(self, *, token: str) -> Resource | None:
+        """The token's owner; Kitsu answers an empty array, not 401, for an anonymous caller."""
+        document = self.get_document(
+            "users", params={"filter[self]": "true"}, token=_require_token(token)
+        )
+        users = self._collection(document)
+        return users[0] if users else None
+
+    def iter_library_pages(
+        self,
+        *,
+        user_id: int | str,
+        token: str | None = None,
+        kind: str = "anime",
+        since: datetime | None = None,
+        include: Sequence[str] = ("anime", "anime.mappings"),
+        page_limit: int = MAX_LIBRARY_PAGE_LIMIT,
+        status: str | Sequence[str] | None = None,
+    ) -> Iterator[Document]:
+        """A user's library entries page by page; `Document.meta["count"]` is the total."""
+        if kind not in LIBRARY_KINDS:
+            raise KitsuUsageError(f"Unknown library kind {kind!r}: use anime or manga.")
+        # A filter is always present: Kitsu answers 400 "No filter provided" otherwise.
+        params: dict[str, Any] = {
+            "filter[userId]": _kitsu_id(user_id, "The user id"),
+            "filter[kind]": kind,
+            "page[limit]": _page_limit(page_limit, MAX_LIBRARY_PAGE_LIMIT),
+            **_include(include),
+        }
+        if since is not None:
+            params["filter[since]"] = format_since(since)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            unknown = [value for value in statuses if value not in LIBRARY_STATUSES]
+            if unknown or not statuses:
+                raise KitsuUsageError(
+                    f"Unknown library status {unknown or statuses!r}: use "
+                    f"{', '.join(LIBRARY_STATUSES)} (snake_case, as Kitsu stores them)."
+                )
+            params["filter[status]"] = ",".join(statuses)
+        return self.iter_documents("library-entries", params=params, token=token)
+
+    def library_entry(
+        self,
+        entry_id: int | str,
+        *,
+        token: str | None = None,
+        include: Sequence[str] = ("anime", "anime.mappings"),
+    ) -> Resource:
+        path = f"library-entries/{_kitsu_id(entry_id, 'The library entry id')}"
+        return self._one(path, params=_include(include), token=token)
+
+    def create_library_entry(
+        self,
+        *,
+        token: str,
+        user_id: int | str,
+        anime_id: int | str,
+        attributes: Mapping[str, Any],
+    ) -> Resource:
+        body = {
+            "data": {
+                "type": "libraryEntries",
+                "attributes": dict(attributes),
+                "relationships": {
+                    "user": {"data": {"type": "users", "id": _kitsu_id(user_id, "The user id")}},
+                    "anime": {"data": {"type": "anime", "id": _kitsu_id(anime_id, "The anime id")}},
+                },
+            }
+        }
+        return self._written(
+            self.transport.request(
+                "POST", "library-entries", token=_require_token(token), json_body=body
+            ).body
+        )
+
+    def update_library_entry(
+        self, *, token: str, entry_id: int | str, attributes: Mapping[str, Any]
+    ) -> Resource:
+        entry = _kitsu_id(entry_id, "The library entry id")
+        # Kitsu needs the id in the body too: 400 "A key is required" without it.
+        body = {"data": {"type": "libraryEntries", "id": entry, "attributes": dict(attributes)}}
+        return self._written(
+            self.transport.request(
+                "PATCH", f"library-entries/{entry}", token=_require_token(token), json_body=body
+            ).body
+        )
+
+    def delete_library_entry(self, *, token: str, entry_id: int | str) -> None:
+        entry = _kitsu_id(entry_id, "The library entry id")
+        self.transport.request("DELETE", f"library-entries/{entry}", token=_require_token(token))
+
+    @staticmethod
+    def _written(body: Any) -> Resource:
+        document = parse_document(body)
+        if not isinstance(document.data, Resource):
+            raise KitsuResponseError("Kitsu's answer to a write holds no library entry.")
+        return document.data

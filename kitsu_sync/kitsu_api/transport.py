@@ -1,0 +1,327 @@
+"""The one place that talks HTTP to Kitsu: headers, auth, timeouts, rate limit and retries.
+
+Everything else in `kitsu_api` calls `Transport.request`. Tokens travel only in the
+Authorization header; they never reach exception messages, reprs or log records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+
+from kitsu_sync.kitsu_api.errors import (
+    KitsuConnectionError,
+    KitsuError,
+    KitsuRateLimited,
+    KitsuResponseError,
+    KitsuServerError,
+    KitsuTimeout,
+    KitsuUnreachable,
+    error_for_response,
+)
+from kitsu_sync.kitsu_api.ratelimit import RateLimiter
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+DEFAULT_USER_AGENT = f"revenge-kitsu-sync/{VERSION} (+self-hosted)"
+JSON_API = "application/vnd.api+json"
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to repeat a request that failed in a retryable way.
+
+    The n-th wait is `backoff * 2**(n-1) + uniform(0, jitter)`, capped at `backoff_max`.
+    A Retry-After header (seconds or HTTP date) replaces it, capped at `retry_after_max`.
+    """
+
+    attempts: int = 4
+    backoff: float = 0.5
+    backoff_max: float = 30.0
+    jitter: float = 0.5
+    retry_after_max: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("RetryPolicy.attempts must be at least 1.")
+        if min(self.backoff, self.backoff_max, self.jitter, self.retry_after_max) < 0:
+            raise ValueError("RetryPolicy delays must not be negative.")
+
+    def wait(self, retry_state: RetryCallState) -> float:
+        """Seconds to wait before the next attempt (a tenacity wait strategy)."""
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return min(max(float(retry_after), 0.0), self.retry_after_max)
+        backoff = wait_exponential_jitter(
+            multiplier=self.backoff, max=self.backoff_max, jitter=self.jitter
+        )
+        return backoff(retry_state)
+
+
+@dataclass(frozen=True)
+class TransportResponse:
+    status: int
+    # The body of a token response holds tokens: keep it out of reprs.
+    headers: Mapping[str, str] = field(repr=False)
+    body: Any = field(repr=False)
+
+
+def _retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - now, 0.0)
+
+
+def _never_connected(exc: requests.exceptions.RequestException) -> bool:
+    """True when no connection was made, so the request provably never left this machine."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _public_location(url: str | None) -> str | None:
+    """A redirect target without its query string (which could echo our parameters)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
+
+
+class Transport:
+    """Sends requests to Kitsu's JSON:API (`base="api"`) and OAuth (`base="oauth"`) endpoints."""
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        oauth_url: str,
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] = (5.0, 30.0),
+        rate_limiter: RateLimiter | None = None,
+        rate_limit_wait: float | None = 120.0,
+        retry: RetryPolicy = RetryPolicy(),
+        user_agent: str = DEFAULT_USER_AGENT,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.oauth_url = oauth_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.rate_limiter = rate_limiter
+        self.rate_limit_wait = rate_limit_wait
+        self.retry = retry
+        self.user_agent = user_agent
+        self._sleep = sleep
+        self._clock = clock
+        self._origins = {_origin(self.api_url), _origin(self.oauth_url)}
+        self._requests_made = 0
+        self._count_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Transport(api_url={self.api_url!r}, oauth_url={self.oauth_url!r})"
+
+    @property
+    def requests_made(self) -> int:
+        """Attempts handed to the network (every retry counts), across all threads."""
+        with self._count_lock:
+            return self._requests_made
+
+    def url_for(self, url_or_path: str, base: str = "api") -> str:
+        """An absolute URL for a path under the API or OAuth root, or a Kitsu link as is."""
+        if url_or_path.startswith(("http://", "https://")):
+            # A links.next from a misbehaving server must not carry the token elsewhere.
+            if _origin(url_or_path) not in self._origins:
+                raise KitsuResponseError(
+                    f"Kitsu sent a link to another host ({urlsplit(url_or_path).netloc}); "
+                    "refusing to follow it."
+                )
+            return url_or_path
+        if base not in ("api", "oauth"):
+            raise ValueError(f"base must be 'api' or 'oauth', not {base!r}")
+        root = self.api_url if base == "api" else self.oauth_url
+        return f"{root}/{url_or_path.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        url_or_path: str,
+        *,
+        token: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        base: str = "api",
+    ) -> TransportResponse:
+        """Send one logical request (several attempts when a retry may help)."""
+        method = method.upper()
+        if json_body is not None and form is not None:
+            raise ValueError("Send either json_body or form, not both.")
+        url = self.url_for(url_or_path, base)
+        headers = {
+            "User-Agent": self.user_agent,
+            # Doorkeeper answers plain JSON; JSON:API's 406 rule applies to /api/edge only.
+            "Accept": JSON_API if base == "api" else "application/json",
+        }
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data: bytes | Mapping[str, str] | None = None
+        if json_body is not None:
+            # Kitsu answers 415 to a write without exactly this media type.
+            headers["Content-Type"] = JSON_API
+            data = json.dumps(json_body).encode()
+        elif form is not None:
+            data = form  # requests form-encodes it, escaping every special character
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self.retry.wait,
+            retry=retry_if_exception(lambda error: self._may_retry(method, error)),
+            sleep=self._sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(self._attempt, method, url, headers, params, data)
+
+    def _may_retry(self, method: str, error: BaseException) -> bool:
+        if isinstance(error, KitsuUnreachable):
+            return True
+        if method not in IDEMPOTENT_METHODS:
+            # A POST that may have reached Kitsu is never repeated: it could create twice.
+            return False
+        if isinstance(error, KitsuResponseError):
+            return method == "GET"
+        return isinstance(error, KitsuConnectionError | KitsuServerError | KitsuRateLimited)
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        params: Mapping[str, Any] | None,
+        data: bytes | Mapping[str, str] | None,
+    ) -> TransportResponse:
+        if self.rate_limiter is not None:
+            self.rate_limiter.acquire(timeout=self.rate_limit_wait)
+        path = urlsplit(url).path
+        with self._count_lock:
+            self._requests_made += 1
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                url,
+                headers=headers,
+                params=params,
+                data=data,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.exceptions.RequestException as exc:
+            logger.debug(
+                "Kitsu %s %s failed after %.0f ms: %s",
+                method,
+                path,
+                (time.monotonic() - started) * 1000,
+                type(exc).__name__,
+            )
+            raise self._connection_error(exc, url) from exc
+        logger.debug(
+            "Kitsu %s %s -> %s in %.0f ms",
+            method,
+            path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return self._decode(method, response)
+
+    def _connection_error(
+        self, exc: requests.exceptions.RequestException, url: str
+    ) -> KitsuConnectionError:
+        host = urlsplit(url).netloc
+        # Messages name the host only: requests' own text includes the URL and query.
+        if _never_connected(exc):
+            return KitsuUnreachable(f"Could not connect to Kitsu at {host}.")
+        if isinstance(exc, requests.exceptions.Timeout):
+            return KitsuTimeout(f"Kitsu at {host} did not answer within the timeout.")
+        return KitsuConnectionError(
+            f"The connection to Kitsu at {host} failed ({type(exc).__name__})."
+        )
+
+    def _decode(self, method: str, response: requests.Response) -> TransportResponse:
+        status = response.status_code
+        body: Any = None
+        if 200 <= status < 300:
+            if status == 204:
+                return TransportResponse(status, response.headers, None)
+            try:
+                body = json.loads(response.content)
+            except ValueError as exc:
+                raise KitsuResponseError(
+                    f"Kitsu answered HTTP {status} to {method} "
+                    f"{urlsplit(response.url or '').path} with a body that is not JSON "
+                    f"({len(response.content)} bytes, "
+                    f"{response.headers.get('Content-Type', 'no content type')}).",
+                    status=status,
+                ) from exc
+            return TransportResponse(status, response.headers, body)
+
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            body = response.text  # Rack::Attack's "Retry later\n", a Cloudflare page...
+        raise error_for_response(
+            status,
+            body,
+            retry_after=_retry_after_seconds(response.headers.get("Retry-After"), self._clock()),
+            location=_public_location(response.headers.get("Location")),
+        )
+
+    def _log_retry(self, retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        method, url = retry_state.args[0], retry_state.args[1]
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        logger.info(
+            "Kitsu %s %s: %s; retrying in %.1f s (attempt %d of %d)",
+            method,
+            urlsplit(url).path,
+            error.message if isinstance(error, KitsuError) else type(error).__name__,
+            wait,
+            retry_state.attempt_number + 1,
+            self.retry.attempts,
+        )
