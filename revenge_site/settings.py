@@ -45,7 +45,9 @@ DEBUG = env.bool("DEBUG", default=False)
 # A development key only when DEBUG is on; production must set its own.
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-key-change-me" if DEBUG else "")
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY is not set: put a long random string in the environment.")
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set: put a long random string in the environment."
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -1,0 +1,240 @@
+"""Revenge's side of Kitsu: linked accounts, sync state and history, anime and list entries."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from kitsu_sync.encryption import EncryptedTextField
+
+
+class AuthFlow(models.TextChoices):
+    PASSWORD = "password", "Password grant"
+    AUTHORIZATION_CODE = "authorization_code", "Authorization code"
+
+
+class KitsuToken(models.Model):
+    """A user's link to Kitsu. Both tokens are Fernet-encrypted in the database."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_token"
+    )
+    kitsu_user_id = models.CharField(max_length=32, db_index=True)
+    kitsu_username = models.CharField(max_length=255, blank=True)
+    kitsu_display_name = models.CharField(max_length=255, blank=True)
+    kitsu_avatar_url = models.URLField(max_length=1000, blank=True)
+    access_token = EncryptedTextField()
+    refresh_token = EncryptedTextField(blank=True)
+    token_expires_at = models.DateTimeField()
+    auth_flow = models.CharField(max_length=32, choices=AuthFlow.choices)
+    # Set when Kitsu rejects the refresh token: syncing stops until the user links again.
+    needs_relink = models.BooleanField(default=False)
+    relink_reason = models.CharField(max_length=500, blank=True)
+    # Compare-and-swap claim: one process at a time refreshes (Kitsu refresh tokens are single-use).
+    refresh_claimed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "user_kitsu_tokens"
+        verbose_name = "Kitsu link"
+
+    def __str__(self) -> str:
+        return f"Kitsu link of {self.user} as {self.kitsu_username or self.kitsu_user_id}"
+
+    def __repr__(self) -> str:
+        return f"<KitsuToken user_id={self.user_id} kitsu_user_id={self.kitsu_user_id}>"
+
+
+class SyncStatus(models.TextChoices):
+    NEVER = "never", "Never synced"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Succeeded"
+    PARTIAL = "partial", "Finished with errors"
+    FAILED = "failed", "Failed"
+    NEEDS_RELINK = "needs_relink", "Needs re-link"
+
+
+class KitsuSyncState(models.Model):
+    """One row per user: where their sync stands, and what went wrong last."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_sync_state"
+    )
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_sync_status = models.CharField(
+        max_length=20, choices=SyncStatus.choices, default=SyncStatus.NEVER
+    )
+    entries_synced = models.PositiveIntegerField(default=0)
+    # [{"at": iso, "entry": kitsu id or null, "anime": kitsu id or null, "reason": text}, ...]
+    errors = models.JSONField(default=list, blank=True)
+    next_sync_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_full_sync_at = models.DateTimeField(null=True, blank=True)
+    # The newest Kitsu updatedAt imported: the next incremental run asks for filter[since].
+    cursor_updated_at = models.DateTimeField(null=True, blank=True)
+    # Compare-and-swap claim: one sync per user at a time, across all workers.
+    sync_claimed_until = models.DateTimeField(null=True, blank=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "kitsu_sync_state"
+        verbose_name = "Kitsu sync state"
+
+    def __str__(self) -> str:
+        return f"Kitsu sync of {self.user}: {self.get_last_sync_status_display()}"
+
+
+class Anime(models.Model):
+    """Anime metadata from Kitsu, with the ids other sites know it by."""
+
+    kitsu_id = models.BigIntegerField(unique=True)
+    slug = models.CharField(max_length=255, blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    title_en = models.CharField(max_length=500, blank=True)
+    title_native = models.CharField(max_length=500, blank=True)
+    overview = models.TextField(blank=True)
+    episode_count = models.PositiveIntegerField(null=True, blank=True)
+    episode_duration = models.PositiveIntegerField(null=True, blank=True, help_text="Minutes")
+    airing_status = models.CharField(max_length=20, blank=True)
+    kitsu_score = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True, help_text="0..100"
+    )
+    kitsu_rank = models.PositiveIntegerField(null=True, blank=True)
+    kitsu_popularity = models.PositiveIntegerField(null=True, blank=True)
+    poster_url = models.URLField(max_length=1000, blank=True)
+    backdrop_url = models.URLField(max_length=1000, blank=True)
+    subtype = models.CharField(max_length=20, blank=True)
+    nsfw = models.BooleanField(default=False)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    kitsu_updated_at = models.DateTimeField(null=True, blank=True)
+    mal_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    anilist_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    anidb_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    tvdb_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "anime"
+
+    def __str__(self) -> str:
+        return self.title or f"Kitsu anime {self.kitsu_id}"
+
+
+class WatchStatus(models.TextChoices):
+    WATCHING = "watching", "Watching"
+    COMPLETED = "completed", "Completed"
+    ON_HOLD = "on_hold", "On hold"
+    DROPPED = "dropped", "Dropped"
+    PLAN_TO_WATCH = "plan_to_watch", "Plan to watch"
+
+
+class LibraryEntry(models.Model):
+    """One anime in one user's Revenge list, and what the merge needs to tell sides apart."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_library"
+    )
+    anime = models.ForeignKey(Anime, on_delete=models.PROTECT, related_name="library_entries")
+    status = models.CharField(max_length=20, choices=WatchStatus.choices)
+    progress = models.PositiveIntegerField(default=0)
+    score = models.PositiveSmallIntegerField(null=True, blank=True, help_text="0..100")
+    rewatching = models.BooleanField(default=False)
+    rewatch_count = models.PositiveSmallIntegerField(default=0)
+    notes = models.TextField(blank=True)
+    private = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progressed_at = models.DateTimeField(null=True, blank=True)
+    kitsu_entry_id = models.BigIntegerField(null=True, blank=True)
+    kitsu_updated_at = models.DateTimeField(null=True, blank=True)
+    # The synced fields' values after the last successful sync: the base of the three-way merge.
+    synced_values = models.JSONField(null=True, blank=True)
+    # When a Revenge-side change was last made (the merge's "newer change wins" rule).
+    local_updated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "library entries"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "anime"], name="one_entry_per_user_and_anime"),
+            models.UniqueConstraint(
+                fields=["kitsu_entry_id"],
+                condition=Q(kitsu_entry_id__isnull=False),
+                name="unique_kitsu_entry_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(score__lte=100), name="score_0_to_100"
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.anime} ({self.get_status_display()}, {self.progress})"
+
+
+class SyncTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Sync now"
+    ADMIN = "admin", "Admin"
+    LINK = "link", "First sync after linking"
+    COMMAND = "command", "Command line"
+
+
+class SyncDirection(models.TextChoices):
+    IMPORT_ONLY = "import_only", "Import only"
+    EXPORT_ONLY = "export_only", "Export only"
+    TWO_WAY = "two_way", "Two-way"
+
+
+class SyncOutcome(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Succeeded"
+    PARTIAL = "partial", "Finished with errors"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class SyncRun(models.Model):
+    """One sync attempt, kept as history."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_sync_runs"
+    )
+    trigger = models.CharField(max_length=20, choices=SyncTrigger.choices)
+    direction = models.CharField(max_length=20, choices=SyncDirection.choices)
+    full = models.BooleanField(default=False)
+    dry_run = models.BooleanField(default=False)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(
+        max_length=20, choices=SyncOutcome.choices, default=SyncOutcome.RUNNING
+    )
+    fetched = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    pushed = models.PositiveIntegerField(default=0)
+    conflicts = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    requests_made = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    # [{"anime": kitsu id, "field": name, "base", "local", "remote", "kept": values, "rule": text}]
+    conflict_log = models.JSONField(default=list, blank=True)
+    # Dry runs: what would change on each side.
+    planned_changes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["user", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"Sync of {self.user} at {self.started_at:%Y-%m-%d %H:%M} ({self.outcome})"
