@@ -1,0 +1,27 @@
+"""The process-wide Kitsu client, built from settings.
+
+One transport per process: its HTTP session keeps connections alive, and its rate limiter is
+shared with every other worker through Redis (or lives in this process in embedded mode).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+
+from kitsu_sync.kitsu_api import KitsuClient, Transport, make_rate_limiter
+
+
+@cache
+def get_transport() -> Transport:
+    return Transport(
+        api_url=settings.KITSU_API_URL,
+        oauth_url=settings.KITSU_OAUTH_URL,
+        timeout=(min(5.0, settings.KITSU_TIMEOUT), settings.KITSU_TIMEOUT),
+        rate_limiter=make_rate_limiter(settings.KITSU_RATE_LIMIT, settings.REDIS_URL or None),
+    )
+
+
+def get_kitsu_client() -> KitsuClient:
+    return KitsuClient(get_transport())

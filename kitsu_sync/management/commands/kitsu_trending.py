@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from kitsu_sync.management.metadata_command import MetadataCommand, page_size
+from kitsu_sync.services import metadata
+
+
+class Command(MetadataCommand):
+    help = "List the anime trending on Kitsu."
+
+    def add_query_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--limit", type=page_size, default=10)
+
+    def fetch(self, **options: Any) -> list[dict[str, Any]]:
+        return metadata.trending_anime(limit=options["limit"])
