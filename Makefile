@@ -21,6 +21,8 @@ $(BIN)/.dev-installed: requirements.txt requirements-dev.txt $(BIN)/.runtime-ins
 
 # The whole product on one machine: SQLite, Celery on kombu's filesystem transport, no Redis.
 run: export ENV_FILE = demo.env
+run: export KITSU_API_URL = http://127.0.0.1:$(SANDBOX_PORT)/api/edge
+run: export KITSU_OAUTH_URL = http://127.0.0.1:$(SANDBOX_PORT)/api/oauth
 run: $(BIN)/.runtime-installed
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py kitsu_demo_setup --web-port $(WEB_PORT) --sandbox-port $(SANDBOX_PORT)
