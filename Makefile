@@ -7,7 +7,7 @@ PY := $(BIN)/python
 SANDBOX_PORT ?= 8001
 WEB_PORT ?= 8000
 
-.PHONY: run test lint format sandbox clean
+.PHONY: run test test-django6 lint format sandbox clean
 
 $(BIN)/.runtime-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	ENV_FILE=tests/test.env $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# The same suite on Django 6.x, which needs Python 3.12+ (PYTHON312 names the interpreter).
+PYTHON312 ?= python3.12
+test-django6:
+	test -x .venv-django6/bin/python || $(PYTHON312) -m venv .venv-django6
+	.venv-django6/bin/python -m pip install --quiet -r requirements-dev.txt "Django>=6,<7"
+	scripts/ensure-services
+	ENV_FILE=tests/test.env .venv-django6/bin/pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
