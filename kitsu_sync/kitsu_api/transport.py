@@ -317,7 +317,7 @@ class Transport:
         method, url = retry_state.args[0], retry_state.args[1]
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
         logger.info(
-            "Kitsu %s %s: %s; retrying in %.1f s (attempt %d of %d)",
+            "Kitsu %s %s: %s Retrying in %.1f s (attempt %d of %d).",
             method,
             urlsplit(url).path,
             error.message if isinstance(error, KitsuError) else type(error).__name__,
