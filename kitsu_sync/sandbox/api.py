@@ -779,21 +779,8 @@ def forbidden(action: str, verb: str) -> ApiError:
     )
 
 
-WRITABLE_ATTRIBUTES = {
-    "status",
-    "progress",
-    "volumes_owned",
-    "reconsuming",
-    "reconsume_count",
-    "notes",
-    "private",
-    "reaction_skipped",
-    "progressed_at",
-    "started_at",
-    "finished_at",
-    "rating",
-    "rating_twenty",
-}
+# The deprecated `rating` string is writable too (stored as value * 4).
+WRITABLE_ATTRIBUTES = {*LibraryEntry.WRITABLE, "rating"}
 INTEGER_ATTRIBUTES = {"progress", "volumes_owned", "reconsume_count", "rating_twenty"}
 BOOLEAN_ATTRIBUTES = {"reconsuming", "private"}
 TIME_ATTRIBUTES = {"progressed_at", "started_at", "finished_at"}
