@@ -14,7 +14,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@app.on_configure.connect
+@app.on_after_configure.connect
 def create_filesystem_queue(sender: Celery, **kwargs: object) -> None:
     # kombu's filesystem transport (the embedded, Redis-less default) expects its folders to exist.
     options = sender.conf.broker_transport_options or {}
