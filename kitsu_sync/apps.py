@@ -9,4 +9,5 @@ class KitsuSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from kitsu_sync import checks  # noqa: F401  (registers the system checks)
+        # Imported for their side effects: system checks and allauth signal receivers.
+        from kitsu_sync import checks, receivers  # noqa: F401

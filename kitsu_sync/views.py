@@ -1,8 +1,149 @@
+"""The web UI: dashboard, password link, sync now, unlink, the user's list and sync history.
+
+Every view shows or changes only the signed-in user's own data; state changes are POST only.
+"""
+
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from kitsu_sync.forms import LibraryFilterForm, PasswordLinkForm, UnlinkForm
+from kitsu_sync.models import (
+    KitsuSyncState,
+    KitsuToken,
+    LibraryEntry,
+    SyncRun,
+    SyncStatus,
+    SyncTrigger,
+)
+from kitsu_sync.services import linking, sync, tokens
+
+LIBRARY_PAGE_SIZE = 50
+RECENT_RUNS = 5
 
 
+def _link_of(request: HttpRequest) -> KitsuToken | None:
+    # Pages never need the tokens themselves: leave them encrypted in the database.
+    return (
+        KitsuToken.objects.defer("access_token", "refresh_token").filter(user=request.user).first()
+    )
+
+
+@login_required
+@require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "kitsu_sync/dashboard.html")
+    state = KitsuSyncState.objects.filter(user=request.user).first()
+    running = state is not None and state.last_sync_status in (
+        SyncStatus.QUEUED,
+        SyncStatus.RUNNING,
+    )
+    context = {
+        "link": _link_of(request),
+        "state": state,
+        "running": running,
+        "progress_percent": _percent(state) if running else None,
+        "runs": SyncRun.objects.filter(user=request.user)[:RECENT_RUNS],
+        "entry_count": LibraryEntry.objects.filter(user=request.user).count(),
+        "auth_flow": settings.KITSU_AUTH_FLOW,
+    }
+    return render(request, "kitsu_sync/dashboard.html", context)
+
+
+def _percent(state: KitsuSyncState | None) -> int | None:
+    if state is None or not state.progress_total:
+        return None
+    return min(100, round(100 * state.progress_done / state.progress_total))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def link_password(request: HttpRequest) -> HttpResponse:
+    form = PasswordLinkForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            link = linking.link_with_password(
+                user=request.user,
+                login=form.cleaned_data["login"],
+                password=form.cleaned_data["password"],
+                request=request,
+            )
+        except linking.LinkFailed as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(
+                request,
+                f"Linked to Kitsu as {link.kitsu_display_name or link.kitsu_username}. "
+                "Your list is being imported.",
+            )
+            return redirect("kitsu_sync:dashboard")
+    context = {"form": form, "kitsu_host": urlsplit(settings.KITSU_OAUTH_URL).netloc}
+    status = 400 if form.errors else 200
+    return render(request, "kitsu_sync/link_password.html", context, status=status)
+
+
+@login_required
+@require_POST
+def sync_now(request: HttpRequest) -> HttpResponse:
+    link = _link_of(request)
+    if link is None:
+        messages.error(request, "Link your Kitsu account first.")
+    elif link.needs_relink:
+        messages.error(request, "Kitsu needs you to link again before syncing can resume.")
+    elif sync.request_sync(user_id=request.user.pk, trigger=SyncTrigger.MANUAL):
+        messages.success(request, "Sync started. This page shows its progress.")
+    else:
+        messages.info(request, "A sync is already queued or running.")
+    return redirect("kitsu_sync:dashboard")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def unlink(request: HttpRequest) -> HttpResponse:
+    link = _link_of(request)
+    if link is None:
+        messages.info(request, "No Kitsu account is linked.")
+        return redirect("kitsu_sync:dashboard")
+    form = UnlinkForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        tokens.unlink(user=request.user, delete_library=form.delete_library)
+        kept = "deleted" if form.delete_library else "kept"
+        messages.success(request, f"Kitsu is unlinked. Your imported list was {kept}.")
+        return redirect("kitsu_sync:dashboard")
+    context = {
+        "link": link,
+        "form": form,
+        "entry_count": LibraryEntry.objects.filter(user=request.user).count(),
+    }
+    return render(request, "kitsu_sync/unlink.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_GET
+def library(request: HttpRequest) -> HttpResponse:
+    entries = (
+        LibraryEntry.objects.filter(user=request.user)
+        .select_related("anime")
+        .order_by("anime__title", "pk")
+    )
+    form = LibraryFilterForm(request.GET)
+    status = form.cleaned_data["status"] if form.is_valid() else ""
+    if status:
+        entries = entries.filter(status=status)
+    page = Paginator(entries, LIBRARY_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"form": form, "status": status, "page": page, "link": _link_of(request)}
+    return render(request, "kitsu_sync/library.html", context)
+
+
+@login_required
+@require_GET
+def sync_run(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(SyncRun, pk=pk, user=request.user)
+    return render(request, "kitsu_sync/sync_run.html", {"run": run})

@@ -1,0 +1,43 @@
+"""Re-encrypt every stored Kitsu token with the first key of KITSU_TOKEN_KEY.
+
+Rotation: put the new key first (`KITSU_TOKEN_KEY=new,old`), run this, then drop the old key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from kitsu_sync.encryption import TokenDecryptionError
+from kitsu_sync.models import KitsuToken
+from kitsu_sync.services.tokens import RELINK_UNREADABLE, mark_needs_relink
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt all stored Kitsu tokens with the first key in KITSU_TOKEN_KEY."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        rotated = unreadable = 0
+        links = KitsuToken.objects.values_list("pk", "user_id").order_by("pk")
+        for pk, user_id in links:
+            try:
+                # Row by row under a lock, so that a refresh saving new tokens meanwhile waits
+                # for this write instead of being overwritten by older tokens.
+                with transaction.atomic():
+                    link = KitsuToken.objects.select_for_update().get(pk=pk)
+                    link.save(update_fields=["access_token", "refresh_token"])
+            except KitsuToken.DoesNotExist:
+                continue  # unlinked meanwhile
+            except TokenDecryptionError:
+                mark_needs_relink(user_id=user_id, reason=RELINK_UNREADABLE)
+                unreadable += 1
+                continue
+            rotated += 1
+        self.stdout.write(f"Re-encrypted the tokens of {rotated} Kitsu link(s).")
+        if unreadable:
+            raise CommandError(
+                f"{unreadable} link(s) could not be decrypted with any key in KITSU_TOKEN_KEY; "
+                "they are marked for re-link (their users must link Kitsu again)."
+            )

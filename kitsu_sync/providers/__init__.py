@@ -1,0 +1,1 @@
+"""django-allauth providers of this project, each its own installed app (allauth's layout)."""

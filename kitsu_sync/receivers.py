@@ -1,0 +1,76 @@
+"""allauth signals -> the linking service. Connected in KitsuSyncConfig.ready()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.signals import user_signed_up
+from allauth.socialaccount.models import SocialAccount, SocialLogin
+from allauth.socialaccount.providers.base import AuthProcess
+from allauth.socialaccount.signals import (
+    social_account_added,
+    social_account_removed,
+    social_account_updated,
+)
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from kitsu_sync.models import KitsuToken
+from kitsu_sync.providers.kitsu.provider import KitsuProvider
+from kitsu_sync.services.linking import record_link
+
+
+def _is_kitsu(sociallogin: SocialLogin | None) -> bool:
+    return sociallogin is not None and sociallogin.account.provider == KitsuProvider.id
+
+
+@receiver(social_account_added, dispatch_uid="kitsu_link_on_connect")
+def store_link_on_connect(
+    sender: Any, request: HttpRequest | None, sociallogin: SocialLogin, **kwargs: Any
+) -> None:
+    if _is_kitsu(sociallogin):
+        record_link(sociallogin=sociallogin)
+
+
+@receiver(social_account_updated, dispatch_uid="kitsu_link_on_login")
+def store_link_on_login(
+    sender: Any, request: HttpRequest | None, sociallogin: SocialLogin, **kwargs: Any
+) -> None:
+    if not _is_kitsu(sociallogin):
+        return
+    # allauth sends this from its account lookup, before it refuses to connect a Kitsu
+    # account that belongs to someone else: leave that other user's link alone.
+    current = getattr(request, "user", None)
+    if (
+        (sociallogin.state or {}).get("process") == AuthProcess.CONNECT
+        and current is not None
+        and current.is_authenticated
+        and current.pk != sociallogin.account.user_id
+    ):
+        return
+    record_link(sociallogin=sociallogin)
+
+
+@receiver(user_signed_up, dispatch_uid="kitsu_link_on_signup")
+def store_link_on_signup(
+    sender: Any,
+    request: HttpRequest | None,
+    user: AbstractBaseUser,
+    sociallogin: SocialLogin | None = None,
+    **kwargs: Any,
+) -> None:
+    if _is_kitsu(sociallogin):
+        assert sociallogin is not None
+        record_link(sociallogin=sociallogin, user=user)
+
+
+@receiver(social_account_removed, dispatch_uid="kitsu_tokens_on_disconnect")
+def forget_tokens_on_disconnect(
+    sender: Any, request: HttpRequest | None, socialaccount: SocialAccount, **kwargs: Any
+) -> None:
+    # Disconnected from allauth's connections page: the tokens of that Kitsu account go too.
+    if socialaccount.provider == KitsuProvider.id:
+        KitsuToken.objects.filter(
+            user_id=socialaccount.user_id, kitsu_user_id=socialaccount.uid
+        ).delete()

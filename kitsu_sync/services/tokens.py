@@ -1,0 +1,300 @@
+"""Kitsu tokens: store a link, hand out a valid access token, refresh it once at a time.
+
+Kitsu access tokens live 30 days and refresh tokens are single-use (Doorkeeper revokes the old
+pair on refresh), so two workers refreshing the same user at once would log that user out. One
+process at a time claims the refresh with a compare-and-swap on
+`KitsuToken.refresh_claimed_until`; the others poll the row until the new token is there. No
+database transaction stays open during the HTTP call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from allauth.socialaccount.models import SocialAccount
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from kitsu_sync.encryption import TokenDecryptionError
+from kitsu_sync.kitsu_api import (
+    KitsuError,
+    KitsuInvalidGrant,
+    Resource,
+    TokenResponse,
+    refresh_grant,
+)
+from kitsu_sync.kitsu_client import get_transport
+from kitsu_sync.models import AuthFlow, KitsuSyncState, KitsuToken, LibraryEntry
+from kitsu_sync.providers.kitsu.provider import KitsuProvider
+from kitsu_sync.providers.kitsu.views import pick_avatar_url
+
+logger = logging.getLogger(__name__)
+
+# Refresh this long before expiry: a 30-day token is renewed on the first use in its last 3 days.
+REFRESH_MARGIN = timedelta(days=3)
+# Doorkeeper's access_token_expires_in on kitsu.app, for a token response without expires_in.
+DEFAULT_TOKEN_LIFETIME = timedelta(days=30)
+POLL_INTERVAL = 0.05
+
+RELINK_REFRESH_REJECTED = (
+    "Kitsu no longer accepts this link (it rejected the refresh token: the password may have "
+    "changed or access was revoked). Link Kitsu again to resume syncing."
+)
+RELINK_NOT_RENEWABLE = (
+    "The Kitsu access token expired and Kitsu gave no refresh token to renew it. "
+    "Link Kitsu again to resume syncing."
+)
+RELINK_UNREADABLE = (
+    "The stored Kitsu tokens cannot be decrypted with KITSU_TOKEN_KEY (the key was changed "
+    "without keeping the old one). Link Kitsu again to resume syncing."
+)
+
+
+class KitsuLinkError(Exception):
+    """The user's Kitsu link cannot give an access token; `message` says what to do."""
+
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotLinked(KitsuLinkError):
+    """The user has not linked a Kitsu account."""
+
+
+class NeedsRelink(KitsuLinkError):
+    """Kitsu rejected the link; syncing stops until the user links again."""
+
+
+class RefreshInProgress(KitsuLinkError):
+    """Another worker held the refresh claim past every deadline; try again later."""
+
+    retryable = True
+
+
+def claim_duration() -> timedelta:
+    """How long one refresh may take: a few connect retries, then one POST with the timeout."""
+    return timedelta(seconds=max(60.0, settings.KITSU_TIMEOUT * 4 + 10))
+
+
+def _load_link(user_id: int) -> KitsuToken:
+    try:
+        link = KitsuToken.objects.get(user_id=user_id)
+    except KitsuToken.DoesNotExist:
+        raise NotLinked(
+            "No Kitsu account is linked: use Link Kitsu on the dashboard first."
+        ) from None
+    except TokenDecryptionError:
+        mark_needs_relink(user_id=user_id, reason=RELINK_UNREADABLE)
+        raise NeedsRelink(RELINK_UNREADABLE) from None
+    if link.needs_relink:
+        raise NeedsRelink(link.relink_reason or RELINK_REFRESH_REJECTED)
+    return link
+
+
+def _due(link: KitsuToken, now: datetime) -> bool:
+    return link.token_expires_at - now <= REFRESH_MARGIN
+
+
+def get_access_token(*, user_id: int) -> str:
+    """A valid access token, refreshed first when it expires within REFRESH_MARGIN.
+
+    Raises NotLinked or NeedsRelink. When the early refresh fails for a passing reason (Kitsu
+    down), the current token is returned while it still works; once it has expired, the
+    KitsuError is raised (its `retryable` says whether a later attempt may help).
+    """
+    link = _load_link(user_id)
+    if not _due(link, timezone.now()):
+        return link.access_token
+    return _refresh(user_id, seen_token=link.access_token, forced=False)
+
+
+def refresh_access_token(*, user_id: int, rejected_token: str | None = None) -> str:
+    """Refresh now, typically once after Kitsu answered 401 to `rejected_token`.
+
+    When another process already replaced `rejected_token`, its successor is returned without
+    a request. Raises NotLinked, NeedsRelink, or the KitsuError of a failed refresh.
+    """
+    link = _load_link(user_id)
+    if rejected_token is not None and link.access_token != rejected_token:
+        return link.access_token
+    return _refresh(user_id, seen_token=link.access_token, forced=True)
+
+
+def _refresh(
+    user_id: int,
+    *,
+    seen_token: str,
+    forced: bool,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> str:
+    hold = claim_duration()
+    deadline = monotonic() + hold.total_seconds() + 10
+    while True:
+        link = _load_link(user_id)
+        if link.access_token != seen_token:
+            return link.access_token  # another process refreshed while we waited
+        now = timezone.now()
+        if not forced and not _due(link, now):
+            return link.access_token
+        claim_until = now + hold
+        claimed = (
+            KitsuToken.objects.filter(pk=link.pk)
+            .filter(Q(refresh_claimed_until__isnull=True) | Q(refresh_claimed_until__lt=now))
+            .update(refresh_claimed_until=claim_until)
+        )
+        if claimed:
+            break
+        if monotonic() > deadline:
+            raise RefreshInProgress(
+                "Another worker has been refreshing this Kitsu token for too long; "
+                "try again in a minute."
+            )
+        sleep(POLL_INTERVAL)
+
+    # Read again under our claim: a refresh may have finished between the read and the claim.
+    link = _load_link_or_release(user_id, link.pk)
+    if link.access_token != seen_token or (not forced and not _due(link, timezone.now())):
+        _release_claim(link.pk)
+        return link.access_token
+    return _refresh_claimed(link, forced=forced)
+
+
+def _load_link_or_release(user_id: int, pk: int) -> KitsuToken:
+    try:
+        return _load_link(user_id)
+    except KitsuLinkError:
+        _release_claim(pk)
+        raise
+
+
+def _release_claim(pk: int) -> None:
+    KitsuToken.objects.filter(pk=pk).update(refresh_claimed_until=None)
+
+
+def _refresh_claimed(link: KitsuToken, *, forced: bool) -> str:
+    if not link.refresh_token:
+        if not forced and link.token_expires_at > timezone.now():
+            _release_claim(link.pk)
+            return link.access_token
+        mark_needs_relink(user_id=link.user_id, reason=RELINK_NOT_RENEWABLE)
+        raise NeedsRelink(RELINK_NOT_RENEWABLE)
+    try:
+        token = refresh_grant(
+            get_transport(),
+            refresh_token=link.refresh_token,
+            client_id=settings.KITSU_CLIENT_ID,
+            client_secret=settings.KITSU_CLIENT_SECRET,
+        )
+    except KitsuInvalidGrant:
+        current = KitsuToken.objects.filter(pk=link.pk).first()
+        if current is not None and current.refresh_token != link.refresh_token:
+            # Our claim ran out and another worker refreshed with the same token first.
+            return current.access_token
+        mark_needs_relink(user_id=link.user_id, reason=RELINK_REFRESH_REJECTED)
+        logger.warning("Kitsu rejected the refresh token of user %s: needs re-link", link.user_id)
+        raise NeedsRelink(RELINK_REFRESH_REJECTED) from None
+    except KitsuError as exc:
+        _release_claim(link.pk)
+        if not forced and link.token_expires_at > timezone.now():
+            logger.warning(
+                "Early refresh of the Kitsu token of user %s failed (%s); the current token "
+                "still works until %s",
+                link.user_id,
+                exc.message,
+                link.token_expires_at.isoformat(),
+            )
+            return link.access_token
+        raise
+    # Saved whether or not our claim is still current: Kitsu has revoked the old pair, so the
+    # tokens in hand are the only ones that work.
+    KitsuToken.objects.filter(pk=link.pk).update(
+        access_token=token.access_token,
+        refresh_token=token.refresh_token or link.refresh_token,
+        token_expires_at=_expires_at(token),
+        refresh_claimed_until=None,
+        updated_at=timezone.now(),
+    )
+    logger.info("Refreshed the Kitsu token of user %s", link.user_id)
+    return token.access_token
+
+
+def mark_needs_relink(*, user_id: int, reason: str) -> None:
+    """Stop using a link until the user links again; `reason` is shown to them."""
+    KitsuToken.objects.filter(user_id=user_id).update(
+        needs_relink=True,
+        relink_reason=reason[:500],
+        refresh_claimed_until=None,
+        updated_at=timezone.now(),
+    )
+
+
+def _expires_at(token: TokenResponse) -> datetime:
+    return token.expires_at or timezone.now() + DEFAULT_TOKEN_LIFETIME
+
+
+def store_link(
+    *, user: AbstractBaseUser, token: TokenResponse, kitsu_user: Resource, flow: str
+) -> KitsuToken:
+    """Create or replace the user's link with fresh tokens (both flows end here)."""
+    if flow not in AuthFlow.values:
+        raise ValueError(f"Unknown auth flow {flow!r}; use one of {', '.join(AuthFlow.values)}.")
+    fields: dict[str, Any] = {
+        "kitsu_user_id": str(kitsu_user.id),
+        "kitsu_username": str(kitsu_user.attr("slug") or "")[:255],
+        "kitsu_display_name": str(kitsu_user.attr("name") or "")[:255],
+        "kitsu_avatar_url": pick_avatar_url(kitsu_user.attr("avatar")),
+        "access_token": token.access_token,
+        "refresh_token": token.refresh_token or "",
+        "token_expires_at": _expires_at(token),
+        "auth_flow": flow,
+        "needs_relink": False,
+        "relink_reason": "",
+        "refresh_claimed_until": None,
+    }
+    with transaction.atomic():
+        previous = (
+            KitsuToken.objects.filter(user=user)
+            .values_list("kitsu_user_id", flat=True)
+            .select_for_update()
+            .first()
+        )
+        if previous is not None and previous != fields["kitsu_user_id"]:
+            # Another Kitsu account: its incremental cursor means nothing for this one.
+            KitsuSyncState.objects.filter(user=user).update(
+                cursor_updated_at=None, last_full_sync_at=None
+            )
+        link, _created = KitsuToken.objects.update_or_create(user=user, defaults=fields)
+    logger.info(
+        "Stored the Kitsu link of user %s to Kitsu user %s (%s)", user.pk, link.kitsu_user_id, flow
+    )
+    return link
+
+
+def unlink(*, user: AbstractBaseUser, delete_library: bool) -> None:
+    """Forget the user's Kitsu tokens and allauth account; keep or delete their imported list."""
+    with transaction.atomic():
+        KitsuToken.objects.filter(user=user).delete()
+        SocialAccount.objects.filter(user=user, provider=KitsuProvider.id).delete()
+        state_reset: dict[str, Any] = {
+            "cursor_updated_at": None,
+            "last_full_sync_at": None,
+            "next_sync_at": None,
+        }
+        if delete_library:
+            LibraryEntry.objects.filter(user=user).delete()
+            state_reset["entries_synced"] = 0
+        KitsuSyncState.objects.filter(user=user).update(**state_reset)
+    logger.info(
+        "Unlinked Kitsu from user %s (library %s)", user.pk, "deleted" if delete_library else "kept"
+    )

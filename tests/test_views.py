@@ -1,0 +1,452 @@
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from allauth.socialaccount.models import SocialAccount
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from kitsu_sync.kitsu_api import Resource, TokenResponse
+from kitsu_sync.models import (
+    Anime,
+    KitsuSyncState,
+    KitsuToken,
+    LibraryEntry,
+    SyncOutcome,
+    SyncRun,
+    SyncStatus,
+    SyncTrigger,
+    WatchStatus,
+)
+from kitsu_sync.services.tokens import store_link
+from tests import link_fixtures
+from tests.link_fixtures import refused_url
+
+kitsu_settings = link_fixtures.kitsu_settings
+code_flow = link_fixtures.code_flow
+make_user = link_fixtures.make_user
+kitsu_at = link_fixtures.kitsu_at
+sync_requests = link_fixtures.sync_requests
+
+pytestmark = pytest.mark.django_db
+
+DASHBOARD = reverse("kitsu_sync:dashboard")
+LINK = reverse("kitsu_sync:link_password")
+SYNC = reverse("kitsu_sync:sync_now")
+UNLINK = reverse("kitsu_sync:unlink")
+LIBRARY = reverse("kitsu_sync:library")
+
+
+def linked(user: Any, *, kitsu_id: str | None = None, **attributes: Any) -> KitsuToken:
+    """A stored link with made-up tokens, for pages that never call Kitsu."""
+    token = TokenResponse(
+        access_token=f"access-{user.pk}",
+        refresh_token=f"refresh-{user.pk}",
+        token_type="Bearer",
+        expires_in=2_592_000,
+        scope="public",
+        created_at=timezone.now(),
+    )
+    profile = {
+        "slug": f"watcher{user.pk}",
+        "name": f"Watcher {user.pk}",
+        "avatar": {"medium": f"https://media.example/avatars/{user.pk}.jpg"},
+        **attributes,
+    }
+    kitsu_user = Resource(type="users", id=kitsu_id or str(9000 + user.pk), attributes=profile)
+    SocialAccount.objects.create(user=user, provider="kitsu", uid=kitsu_user.id, extra_data={})
+    return store_link(user=user, token=token, kitsu_user=kitsu_user, flow="password")
+
+
+def add_entries(user: Any, count: int, *, status: str = WatchStatus.WATCHING) -> None:
+    for number in range(count):
+        anime, _ = Anime.objects.get_or_create(
+            kitsu_id=100 + number,
+            defaults={
+                "title": f"Anime {number:03d}",
+                "episode_count": 12,
+                "poster_url": f"https://media.example/posters/{number}.jpg",
+            },
+        )
+        LibraryEntry.objects.create(user=user, anime=anime, status=status, progress=3, score=80)
+
+
+@pytest.fixture
+def signed_in(client: Client, make_user: Any) -> Any:
+    user = make_user()
+    client.force_login(user)
+    return user
+
+
+# --- access -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [DASHBOARD, LINK, UNLINK, LIBRARY, "/kitsu/syncs/1/"])
+def test_pages_need_a_signed_in_user(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+
+
+@pytest.mark.parametrize("url", [SYNC])
+def test_state_changes_refuse_get(client, signed_in, url):
+    assert client.get(url).status_code == 405
+
+
+def test_state_changes_need_a_csrf_token(make_user):
+    client = Client(enforce_csrf_checks=True)
+    user = make_user()
+    linked(user)
+    client.force_login(user)
+    assert client.post(SYNC).status_code == 403
+    assert client.post(UNLINK, {"library": "delete"}).status_code == 403
+    assert client.post(LINK, {"login": "a", "password": "b"}).status_code == 403
+    assert KitsuToken.objects.filter(user=user).exists()
+
+
+# --- dashboard --------------------------------------------------------------------------------
+
+
+def test_the_dashboard_offers_the_password_form_with_the_password_flow(client, signed_in, settings):
+    settings.KITSU_AUTH_FLOW = "password"
+    body = client.get(DASHBOARD).content.decode()
+    assert f'id="link-kitsu" href="{LINK}"' in body
+
+
+def test_the_dashboard_posts_to_the_provider_with_the_code_flow(client, signed_in, code_flow):
+    body = client.get(DASHBOARD).content.decode()
+    assert 'action="/accounts/kitsu/login/?process=connect&amp;next=%2F"' in body
+    assert 'method="post"' in body
+    assert "csrfmiddlewaretoken" in body
+
+
+def test_the_dashboard_shows_the_link_and_the_last_sync(client, signed_in):
+    link = linked(signed_in)
+    add_entries(signed_in, 3)
+    finished = timezone.now() - timedelta(hours=2)
+    KitsuSyncState.objects.create(
+        user=signed_in,
+        last_sync_at=finished,
+        last_sync_status=SyncStatus.PARTIAL,
+        entries_synced=42,
+        errors=[{"title": "Naruto", "reason": "Kitsu refused progress 30: it has 26 episodes."}],
+    )
+    run = SyncRun.objects.create(
+        user=signed_in,
+        trigger=SyncTrigger.MANUAL,
+        direction="import_only",
+        outcome=SyncOutcome.PARTIAL,
+        created=40,
+        failed=1,
+    )
+
+    body = client.get(DASHBOARD).content.decode()
+
+    assert link.kitsu_display_name in body
+    assert link.kitsu_avatar_url in body
+    assert "Finished with errors" in body
+    assert '<dd id="entries-synced">42</dd>' in body
+    assert "3 anime" in body
+    assert "<strong>Naruto</strong>: Kitsu refused progress 30: it has 26 episodes." in body
+    assert reverse("kitsu_sync:sync_run", args=[run.pk]) in body
+    assert "Sync now" in body
+    assert "<progress" not in body
+    assert 'http-equiv="refresh"' not in body
+    assert link.access_token not in body
+
+
+def test_a_running_sync_shows_a_progress_bar_and_refreshes(client, signed_in):
+    linked(signed_in)
+    KitsuSyncState.objects.create(
+        user=signed_in, last_sync_status=SyncStatus.RUNNING, progress_done=30, progress_total=120
+    )
+
+    body = client.get(DASHBOARD).content.decode()
+
+    assert '<progress id="sync-progress" max="120" value="30">25%</progress>' in body
+    assert "30 of 120 entries" in body
+    assert '<meta http-equiv="refresh" content="5">' in body
+
+
+def test_a_link_that_needs_relink_shows_the_banner_and_no_sync_button(client, signed_in):
+    link = linked(signed_in)
+    KitsuToken.objects.filter(pk=link.pk).update(
+        needs_relink=True, relink_reason="Kitsu rejected the refresh token. Link Kitsu again."
+    )
+
+    body = client.get(DASHBOARD).content.decode()
+
+    assert 'id="relink-banner"' in body
+    assert "Kitsu rejected the refresh token. Link Kitsu again." in body
+    assert "Link Kitsu again" in body
+    assert "Sync now" not in body
+
+
+# --- password link ----------------------------------------------------------------------------
+
+
+def test_the_password_form_links_and_requests_the_first_sync(
+    client, signed_in, kitsu_settings, sync_requests
+):
+    demo = kitsu_settings.credentials(1)
+
+    response = client.post(LINK, {"login": demo.login, "password": demo.password}, follow=True)
+
+    assert response.redirect_chain == [(DASHBOARD, 302)]
+    body = response.content.decode()
+    assert f"Linked to Kitsu as {demo.name}" in body
+    assert KitsuToken.objects.get(user=signed_in).kitsu_user_id == demo.user_id
+    assert sync_requests.calls[0]["trigger"] == "link"
+
+
+def test_after_linking_the_dashboard_shows_the_first_sync_queued(
+    client, signed_in, kitsu_settings, django_capture_on_commit_callbacks
+):
+    demo = kitsu_settings.credentials(1)
+
+    # The real sync engine: the link queues the first sync once the transaction commits.
+    with django_capture_on_commit_callbacks() as callbacks:
+        client.post(LINK, {"login": demo.login, "password": demo.password})
+
+    assert len(callbacks) == 1
+    assert KitsuSyncState.objects.get(user=signed_in).last_sync_status == SyncStatus.QUEUED
+    body = client.get(DASHBOARD).content.decode()
+    assert "Queued…" in body
+    assert '<progress id="sync-progress">' in body
+    assert '<meta http-equiv="refresh" content="5">' in body
+
+
+def test_wrong_credentials_explain_what_kitsu_accepts(client, signed_in, kitsu_settings):
+    demo = kitsu_settings.credentials(1)
+
+    response = client.post(LINK, {"login": demo.name, "password": demo.password})
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "use your email or profile URL name" in body
+    assert "not your display name" in body
+    assert f'value="{demo.name}"' in body  # the login is kept for correcting
+    assert demo.password not in body
+    assert not KitsuToken.objects.exists()
+
+
+def test_unreachable_kitsu_says_to_try_later(kitsu_at, client, signed_in):
+    url = refused_url()
+    kitsu_at(api_url=f"{url}/api/edge", oauth_url=f"{url}/api/oauth")
+
+    response = client.post(LINK, {"login": "demo@example.test", "password": "pw"})
+
+    assert response.status_code == 400
+    assert "Kitsu could not be reached" in response.content.decode()
+
+
+def test_kitsus_login_throttle_says_to_wait(
+    kitsu_at, client, signed_in, sandbox_factory, fake_clock
+):
+    throttled = sandbox_factory(login_throttle_limit=0, clock=fake_clock)
+    throttled.set_faults([{"kind": "rate_limit", "path": "/api/oauth/token"}])
+    kitsu_at(api_url=throttled.api_url, oauth_url=throttled.oauth_url)
+
+    response = client.post(LINK, {"login": "demo@example.test", "password": "demo-password"})
+
+    assert response.status_code == 400
+    assert "Wait a minute, then try again" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("login", "password", "message"),
+    [
+        ("", "pw", "Enter the email or profile URL name"),
+        ("demo@example.test", "", "Enter your Kitsu password"),
+        ("demo@example.test", "x" * 2000, "longer than 1 KB"),
+        ("demo\x1b@example.test", "pw", "control characters"),
+    ],
+)
+def test_bad_input_is_refused_without_calling_kitsu(
+    client, signed_in, kitsu_settings, login, password, message
+):
+    response = client.post(LINK, {"login": login, "password": password})
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert kitsu_settings.stats()["total"] == 0
+
+
+def _database_text() -> str:
+    """Every row of every table as text, sessions decoded."""
+    chunks = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 (names from introspection)
+            chunks.extend(repr(row) for row in cursor.fetchall())
+    for session in SessionStore.get_model_class().objects.all():
+        chunks.append(repr(SessionStore().decode(session.session_data)))
+    return "\n".join(chunks)
+
+
+def test_the_password_is_in_no_row_log_record_or_response(
+    client, signed_in, kitsu_settings, sync_requests, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    demo = kitsu_settings.credentials(2)  # the one whose password has & = + % and spaces
+    wrong = "Wr0ng-but-still-secret!"
+    bodies = [
+        client.post(LINK, {"login": demo.login, "password": wrong}).content.decode(),
+        client.post(
+            LINK, {"login": demo.login, "password": demo.password}, follow=True
+        ).content.decode(),
+        client.get(DASHBOARD).content.decode(),
+    ]
+    assert KitsuToken.objects.filter(user=signed_in).exists()
+
+    logged = "\n".join(
+        f"{record.getMessage()} {record.args!r} {record.exc_text or ''}"
+        for record in caplog.records
+    )
+    stored = _database_text()
+    cookies = repr({name: morsel.value for name, morsel in client.cookies.items()})
+    # The search does see what is stored: the Kitsu login is kept (in allauth's extra_data).
+    assert demo.email in stored
+    for secret in (demo.password, wrong):
+        assert secret not in stored
+        assert secret not in logged
+        assert secret not in cookies
+        for body in bodies:
+            assert secret not in body
+    assert "Linked to Kitsu as" in bodies[1]
+
+
+# --- sync now and unlink ----------------------------------------------------------------------
+
+
+def test_sync_now_asks_for_a_manual_sync(client, signed_in, sync_requests):
+    linked(signed_in)
+
+    response = client.post(SYNC, follow=True)
+
+    assert sync_requests.calls == [{"user_id": signed_in.pk, "trigger": "manual", "full": False}]
+    assert "Sync started" in response.content.decode()
+
+
+def test_sync_now_says_when_a_sync_is_already_queued(client, signed_in, sync_requests):
+    linked(signed_in)
+    sync_requests.answer = False
+
+    response = client.post(SYNC, follow=True)
+
+    assert "already queued or running" in response.content.decode()
+
+
+def test_sync_now_without_a_link_says_to_link_first(client, signed_in, sync_requests):
+    response = client.post(SYNC, follow=True)
+    assert "Link your Kitsu account first" in response.content.decode()
+    assert sync_requests.calls == []
+
+
+def test_unlink_asks_for_confirmation_first(client, signed_in):
+    linked(signed_in)
+    add_entries(signed_in, 2)
+
+    body = client.get(UNLINK).content.decode()
+
+    assert "Keep it in Revenge" in body
+    assert "Delete it from Revenge" in body
+    assert "(2 anime)" in body
+    assert KitsuToken.objects.filter(user=signed_in).exists()
+
+
+@pytest.mark.parametrize(("choice", "left"), [("keep", 2), ("delete", 0)])
+def test_unlink_removes_the_link_and_keeps_or_deletes_the_list(client, signed_in, choice, left):
+    linked(signed_in)
+    add_entries(signed_in, 2)
+
+    response = client.post(UNLINK, {"library": choice}, follow=True)
+
+    assert "Kitsu is unlinked" in response.content.decode()
+    assert not KitsuToken.objects.filter(user=signed_in).exists()
+    assert not SocialAccount.objects.filter(user=signed_in).exists()
+    assert LibraryEntry.objects.filter(user=signed_in).count() == left
+
+
+def test_unlink_without_a_choice_is_refused(client, signed_in):
+    linked(signed_in)
+    response = client.post(UNLINK, {})
+    assert response.status_code == 400
+    assert "Choose whether to keep or delete" in response.content.decode()
+    assert KitsuToken.objects.filter(user=signed_in).exists()
+
+
+# --- list and history -------------------------------------------------------------------------
+
+
+def test_the_list_shows_only_the_users_own_entries(client, signed_in, make_user):
+    add_entries(signed_in, 2)
+    stranger = make_user()
+    anime = Anime.objects.create(kitsu_id=999, title="Someone Else's Show")
+    LibraryEntry.objects.create(user=stranger, anime=anime, status=WatchStatus.COMPLETED)
+
+    body = client.get(LIBRARY).content.decode()
+
+    assert "Anime 000" in body
+    assert "Anime 001" in body
+    assert "Someone Else" not in body
+    assert 'src="https://media.example/posters/0.jpg"' in body
+    assert "3 / 12" in body
+    assert "80/100" in body
+    assert "Watching" in body
+
+
+def test_the_list_filters_by_status(client, signed_in):
+    add_entries(signed_in, 2)
+    anime = Anime.objects.create(kitsu_id=500, title="Finished Show")
+    LibraryEntry.objects.create(user=signed_in, anime=anime, status=WatchStatus.COMPLETED)
+
+    body = client.get(LIBRARY, {"status": "completed"}).content.decode()
+
+    assert "Finished Show" in body
+    assert "Anime 000" not in body
+    assert "1 anime with this status" in body
+
+
+def test_an_unknown_status_filter_shows_everything(client, signed_in):
+    add_entries(signed_in, 2)
+    body = client.get(LIBRARY, {"status": "watching'; DROP"}).content.decode()
+    assert "Anime 001" in body
+
+
+def test_the_list_is_paginated(client, signed_in):
+    add_entries(signed_in, 51)
+
+    first = client.get(LIBRARY).content.decode()
+    second = client.get(LIBRARY, {"page": 2}).content.decode()
+
+    assert "Page 1 of 2" in first
+    assert "Anime 049" in first
+    assert "Anime 050" not in first
+    assert "Anime 050" in second
+
+
+def test_a_sync_run_page_shows_its_errors(client, signed_in):
+    run = SyncRun.objects.create(
+        user=signed_in,
+        trigger=SyncTrigger.LINK,
+        direction="import_only",
+        outcome=SyncOutcome.FAILED,
+        errors=[{"reason": "Kitsu could not be reached."}],
+    )
+    body = client.get(reverse("kitsu_sync:sync_run", args=[run.pk])).content.decode()
+    assert "Kitsu could not be reached." in body
+    assert "First sync after linking" in body
+
+
+def test_another_users_sync_run_is_not_found(client, signed_in, make_user):
+    run = SyncRun.objects.create(
+        user=make_user(), trigger=SyncTrigger.MANUAL, direction="import_only"
+    )
+    assert client.get(reverse("kitsu_sync:sync_run", args=[run.pk])).status_code == 404
