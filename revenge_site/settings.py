@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "kitsu_sync",
+    # allauth loads `<app>.provider` from installed apps: the Kitsu provider is its own app.
+    "kitsu_sync.providers.kitsu",
 ]
 
 MIDDLEWARE = [
@@ -165,6 +167,36 @@ KITSU_SYNC_DIRECTION = choice(
     "KITSU_SYNC_DIRECTION", ("import_only", "export_only", "two_way"), "import_only"
 )
 
+# --- Linking (issue 3) ------------------------------------------------------------------------
+
+
+def kitsu_socialaccount_providers(*, client_id: str, client_secret: str, flow: str) -> dict:
+    """allauth's app for the `kitsu` provider, from settings (no SocialApp rows needed).
+
+    With the password flow the provider stays installed but hidden from the sign-in page:
+    kitsu.app refuses the authorization-code flow it would start.
+    """
+    return {
+        "kitsu": {
+            "APPS": [
+                {
+                    "client_id": client_id,
+                    "secret": client_secret,
+                    "settings": {"hidden": flow != "authorization_code"},
+                }
+            ],
+            "SCOPE": ["public"],
+        }
+    }
+
+
+SOCIALACCOUNT_PROVIDERS = kitsu_socialaccount_providers(
+    client_id=KITSU_CLIENT_ID, client_secret=KITSU_CLIENT_SECRET, flow=KITSU_AUTH_FLOW
+)
+# Kitsu tokens live only in KitsuToken, encrypted; allauth's SocialToken table stays empty.
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -173,4 +205,22 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # urllib3 logs full URLs at DEBUG; keep it quiet so that query strings never reach logs.
     "loggers": {"urllib3": {"level": "WARNING"}},
+}
+
+# --- Sync (issue 4) ---------------------------------------------------------------------------
+# A full pass (which also notices entries deleted on Kitsu) replaces the incremental run this
+# often; beat looks for users whose sync is due every KITSU_SYNC_DISPATCH_EVERY and queues at
+# most KITSU_SYNC_DISPATCH_LIMIT of them per look.
+KITSU_SYNC_FULL_INTERVAL = parse_interval(env.str("KITSU_SYNC_FULL_INTERVAL", default="7d"))
+KITSU_SYNC_DISPATCH_EVERY = parse_interval(env.str("KITSU_SYNC_DISPATCH_EVERY", default="5m"))
+KITSU_SYNC_DISPATCH_LIMIT = env.int("KITSU_SYNC_DISPATCH_LIMIT", default=500)
+# The queue tasks are sent to (workers consume it with -Q); "celery" is Celery's own default.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# With acks_late, a worker should hold no more tasks than it runs.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "kitsu-dispatch-due-syncs": {
+        "task": "kitsu_sync.tasks.dispatch_due_syncs",
+        "schedule": KITSU_SYNC_DISPATCH_EVERY,
+    },
 }

@@ -188,8 +188,13 @@ class KitsuClient:
         include: Sequence[str] = ("anime", "anime.mappings"),
         page_limit: int = MAX_LIBRARY_PAGE_LIMIT,
         status: str | Sequence[str] | None = None,
+        sort: str | Sequence[str] | None = None,
     ) -> Iterator[Document]:
-        """A user's library entries page by page; `Document.meta["count"]` is the total."""
+        """A user's library entries page by page; `Document.meta["count"]` is the total.
+
+        `sort` takes JSON:API sort fields (`updatedAt`, `-progressedAt`, ...); Kitsu's default
+        order is by id.
+        """
         if kind not in LIBRARY_KINDS:
             raise KitsuUsageError(f"Unknown library kind {kind!r}: use anime or manga.")
         # A filter is always present: Kitsu answers 400 "No filter provided" otherwise.
@@ -210,6 +215,11 @@ class KitsuClient:
                     f"{', '.join(LIBRARY_STATUSES)} (snake_case, as Kitsu stores them)."
                 )
             params["filter[status]"] = ",".join(statuses)
+        if sort is not None:
+            fields = [sort] if isinstance(sort, str) else list(sort)
+            if not fields or not all(isinstance(name, str) and name for name in fields):
+                raise KitsuUsageError(f"Sort fields must be non-empty names, not {sort!r}.")
+            params["sort"] = ",".join(fields)
         return self.iter_documents("library-entries", params=params, token=token)
 
     def library_entry(
@@ -229,7 +239,9 @@ class KitsuClient:
         user_id: int | str,
         anime_id: int | str,
         attributes: Mapping[str, Any],
+        include: Sequence[str] = (),
     ) -> Resource:
+        """Create an entry; `include` (e.g. `("anime",)`) adds linkage to the answer."""
         body = {
             "data": {
                 "type": "libraryEntries",
@@ -242,19 +254,33 @@ class KitsuClient:
         }
         return self._written(
             self.transport.request(
-                "POST", "library-entries", token=_require_token(token), json_body=body
+                "POST",
+                "library-entries",
+                token=_require_token(token),
+                params=_include(include) or None,
+                json_body=body,
             ).body
         )
 
     def update_library_entry(
-        self, *, token: str, entry_id: int | str, attributes: Mapping[str, Any]
+        self,
+        *,
+        token: str,
+        entry_id: int | str,
+        attributes: Mapping[str, Any],
+        include: Sequence[str] = (),
     ) -> Resource:
+        """Update an entry; `include` (e.g. `("anime",)`) adds linkage to the answer."""
         entry = _kitsu_id(entry_id, "The library entry id")
         # Kitsu needs the id in the body too: 400 "A key is required" without it.
         body = {"data": {"type": "libraryEntries", "id": entry, "attributes": dict(attributes)}}
         return self._written(
             self.transport.request(
-                "PATCH", f"library-entries/{entry}", token=_require_token(token), json_body=body
+                "PATCH",
+                f"library-entries/{entry}",
+                token=_require_token(token),
+                params=_include(include) or None,
+                json_body=body,
             ).body
         )
 

@@ -1,0 +1,141 @@
+"""Watch progress reported by the media server: "user U watched episode N of anime A".
+
+The local entry is updated at once (watching, completed, dates, a rewatch when a completed
+show is started again); Kitsu hears about it from the next sync, or right away when the sync
+direction sends Revenge's changes to Kitsu.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from kitsu_sync.mapping import RECONSUME_COUNT_MAX
+from kitsu_sync.models import Anime, KitsuToken, LibraryEntry, WatchStatus
+from kitsu_sync.services.merge import IMPORT_ONLY
+
+
+@dataclass(frozen=True)
+class WatchedEntry:
+    """The fields of an entry that watching can change."""
+
+    status: str
+    progress: int
+    rewatching: bool
+    rewatch_count: int
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def after_watching(
+    entry: WatchedEntry, *, episode: int, episode_count: int | None, now: datetime
+) -> WatchedEntry:
+    """The entry once episode `episode` has been watched (pure; unknown count: None or 0).
+
+    Progress never goes backwards, except that starting a completed show again begins a
+    rewatch at that episode. Finishing a rewatch counts it and completes the entry again.
+    """
+    count = episode_count or None
+    if count is not None:
+        episode = min(episode, count)
+    values: dict[str, Any] = {
+        "status": entry.status,
+        "progress": entry.progress,
+        "rewatching": entry.rewatching,
+        "rewatch_count": entry.rewatch_count,
+        "started_at": entry.started_at,
+        "finished_at": entry.finished_at,
+    }
+    completed = entry.status == WatchStatus.COMPLETED and not entry.rewatching
+    if completed:
+        finale_again = count is not None and episode >= count
+        more_episodes = count is None and episode > entry.progress
+        if finale_again:
+            return entry
+        if more_episodes:
+            values["progress"] = episode
+            return WatchedEntry(**values)
+        values.update(rewatching=True, status=WatchStatus.WATCHING, progress=episode)
+        return WatchedEntry(**values)
+
+    values["progress"] = max(entry.progress, episode)
+    values["status"] = WatchStatus.WATCHING
+    if values["started_at"] is None:
+        values["started_at"] = now
+    if count is not None and values["progress"] >= count:
+        values.update(status=WatchStatus.COMPLETED, progress=count, finished_at=now)
+        if entry.rewatching:
+            values.update(
+                rewatching=False,
+                rewatch_count=min(entry.rewatch_count + 1, RECONSUME_COUNT_MAX),
+            )
+    return WatchedEntry(**values)
+
+
+def _anime(anime_kitsu_id: int) -> Anime:
+    anime = Anime.objects.filter(kitsu_id=anime_kitsu_id).first()
+    if anime is not None:
+        return anime
+    # A title the library never held: its details (and external ids) come from Kitsu first.
+    from kitsu_sync.services.metadata import anime_details
+
+    fields = anime_details(kitsu_id=anime_kitsu_id)
+    anime, _ = Anime.objects.update_or_create(
+        kitsu_id=anime_kitsu_id,
+        defaults={name: value for name, value in fields.items() if name != "kitsu_id"},
+    )
+    return anime
+
+
+def record_watch_progress(*, user_id: int, anime_kitsu_id: int, episode: int) -> LibraryEntry:
+    """Record that the user watched `episode` (1-based) of the anime, and return the entry.
+
+    Raises ValueError for an episode below 1, and a KitsuError when the anime is unknown here
+    and Kitsu cannot be asked about it.
+    """
+    if isinstance(episode, bool) or not isinstance(episode, int) or episode < 1:
+        raise ValueError(f"An episode number is a whole number from 1, not {episode!r}.")
+    anime = _anime(anime_kitsu_id)
+    now = timezone.now()
+    with transaction.atomic():
+        LibraryEntry.objects.get_or_create(
+            user_id=user_id,
+            anime=anime,
+            defaults={"status": WatchStatus.PLAN_TO_WATCH, "progress": 0},
+        )
+        entry = LibraryEntry.objects.select_for_update().get(user_id=user_id, anime=anime)
+        before = WatchedEntry(
+            status=entry.status,
+            progress=entry.progress,
+            rewatching=entry.rewatching,
+            rewatch_count=entry.rewatch_count,
+            started_at=entry.started_at,
+            finished_at=entry.finished_at,
+        )
+        after = after_watching(before, episode=episode, episode_count=anime.episode_count, now=now)
+        if after == before:
+            return entry
+        for name, value in vars(after).items():
+            setattr(entry, name, value)
+        if (after.status, after.progress) != (before.status, before.progress):
+            entry.progressed_at = now
+        entry.local_updated_at = now
+        entry.save()
+        if _sends_at_once(user_id):
+            from kitsu_sync.tasks import push_library_entry
+
+            push_library_entry.delay_on_commit(entry.pk)
+    return entry
+
+
+def _sends_at_once(user_id: int) -> bool:
+    return (
+        settings.KITSU_SYNC_ENABLED
+        and settings.KITSU_SYNC_DIRECTION != IMPORT_ONLY
+        and KitsuToken.objects.filter(user_id=user_id, needs_relink=False).exists()
+    )
