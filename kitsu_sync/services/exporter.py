@@ -215,15 +215,7 @@ BACKUP_FIELDS: tuple[str, ...] = (
     "anime_kitsu_id",
     "title",
     *EXTERNAL_ID_FIELDS,
-    "status",
-    "progress",
-    "score",
-    "rewatching",
-    "rewatch_count",
-    "notes",
-    "private",
-    "started_at",
-    "finished_at",
+    *SYNCED_FIELDS,
     "kitsu_entry_id",
 )
 
