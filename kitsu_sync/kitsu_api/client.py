@@ -189,11 +189,12 @@ class KitsuClient:
         page_limit: int = MAX_LIBRARY_PAGE_LIMIT,
         status: str | Sequence[str] | None = None,
         sort: str | Sequence[str] | None = None,
+        ids: Iterable[int | str] | None = None,
     ) -> Iterator[Document]:
         """A user's library entries page by page; `Document.meta["count"]` is the total.
 
         `sort` takes JSON:API sort fields (`updatedAt`, `-progressedAt`, ...); Kitsu's default
-        order is by id.
+        order is by id. `ids` keeps only the entries with these ids.
         """
         if kind not in LIBRARY_KINDS:
             raise KitsuUsageError(f"Unknown library kind {kind!r}: use anime or manga.")
@@ -215,6 +216,11 @@ class KitsuClient:
                     f"{', '.join(LIBRARY_STATUSES)} (snake_case, as Kitsu stores them)."
                 )
             params["filter[status]"] = ",".join(statuses)
+        if ids is not None:
+            wanted = [_kitsu_id(entry_id, "A library entry id") for entry_id in ids]
+            if not wanted:
+                raise KitsuUsageError("Give at least one library entry id, or none at all.")
+            params["filter[id]"] = ",".join(wanted)
         if sort is not None:
             fields = [sort] if isinstance(sort, str) else list(sort)
             if not fields or not all(isinstance(name, str) and name for name in fields):

@@ -302,6 +302,14 @@ def _merge_remote_entry(
         )
 
 
+def unseen_entry_ids(session: SyncSession, seen_entry_ids: set[int]) -> list[int]:
+    """Kitsu ids of this user's linked entries that a listing did not return."""
+    linked = LibraryEntry.objects.filter(
+        user_id=session.user_id, kitsu_entry_id__isnull=False
+    ).values_list("kitsu_entry_id", flat=True)
+    return sorted(set(linked) - seen_entry_ids)
+
+
 def remove_vanished_entries(session: SyncSession, seen_entry_ids: set[int]) -> None:
     """After a complete full pass: local entries whose Kitsu entry is gone.
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -46,6 +46,8 @@ QUEUED_EXPIRY = timedelta(hours=1)
 # filter[since] looks back this far before the cursor, in case Kitsu commits an older
 # updatedAt after a newer one.
 CURSOR_OVERLAP = timedelta(minutes=5)
+# Entries asked for by id in one request (their ids travel in the query string).
+ENTRIES_BY_ID_BATCH = 100
 # After a failed sync the next scheduled attempt comes sooner than a full interval.
 RETRY_FAILED_AFTER = timedelta(hours=1)
 # Each user's schedule is shifted by a fixed share (up to this fraction) of the interval, so
@@ -97,7 +99,8 @@ def request_sync(*, user_id: int, trigger: str, full: bool = False) -> bool:
     """Queue a sync of this user's library once the current transaction commits.
 
     Returns False (and queues nothing) when the user has no usable Kitsu link, or when a sync
-    is already queued or running.
+    is already queued or running. When the broker cannot take the task, its error propagates
+    and the user is not left marked as queued.
     """
     if not KitsuToken.objects.filter(user_id=user_id, needs_relink=False).exists():
         return False
@@ -112,7 +115,18 @@ def request_sync(*, user_id: int, trigger: str, full: bool = False) -> bool:
         return False
     from kitsu_sync.tasks import sync_library  # the tasks module imports this one
 
-    sync_library.delay_on_commit(user_id, str(trigger), full)
+    def send() -> None:
+        try:
+            sync_library.delay(user_id, str(trigger), full)
+        except Exception:
+            # Broker down (Redis restarting): a "queued" mark with no message would keep Sync
+            # now and the scheduler away from this user for QUEUED_EXPIRY.
+            KitsuSyncState.objects.filter(
+                pk=state.pk, last_sync_status=SyncStatus.QUEUED, updated_at=now
+            ).update(last_sync_status=state.last_sync_status)
+            raise
+
+    transaction.on_commit(send)
     return True
 
 
@@ -162,6 +176,16 @@ def full_pass_due(state: KitsuSyncState, now: datetime) -> bool:
 
 
 # --- the claim --------------------------------------------------------------------------------
+
+
+def claim_lapses_in(*, user_id: int) -> float:
+    """Seconds until the user's sync claim lapses (0 when nobody holds it)."""
+    until = (
+        KitsuSyncState.objects.filter(user_id=user_id)
+        .values_list("sync_claimed_until", flat=True)
+        .first()
+    )
+    return 0.0 if until is None else max((until - timezone.now()).total_seconds(), 0.0)
 
 
 def _claim(user_id: int, now: datetime, *, running: bool) -> datetime | None:
@@ -245,6 +269,19 @@ def _library_pages(session: SyncSession, *, since: datetime | None) -> Iterator[
             refreshed = True
 
 
+def _entries_by_id(session: SyncSession, entry_ids: list[int]) -> Iterator[Document]:
+    """The user's library entries with these ids (those Kitsu still has), a batch at a time."""
+    for start in range(0, len(entry_ids), ENTRIES_BY_ID_BATCH):
+        batch = entry_ids[start : start + ENTRIES_BY_ID_BATCH]
+        yield from session.call(
+            lambda token, batch=batch: list(
+                session.client.iter_library_pages(
+                    user_id=session.kitsu_user_id, token=token, ids=batch
+                )
+            )
+        )
+
+
 def _total(document: Document) -> int | None:
     count = document.meta.get("count")
     return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
@@ -273,13 +310,15 @@ def _synchronise(
     since = None
     if not full and progress.cursor is not None:
         since = progress.cursor - CURSOR_OVERLAP
+    starting_cursor = progress.cursor
     seen_entry_ids: set[int] = set()
     visited_pks: set[int] = set()
     pushes: list[exporter.PendingPush] = []
     unreadable_entry = False
-    for document in _library_pages(session, since=since):
-        if progress.total is None:
-            progress.total = _total(document)
+    shifted = False
+
+    def store(document: Document) -> None:
+        nonlocal unreadable_entry, shifted
         with transaction.atomic():
             page = importer.import_page(session, document)
             progress.done += len(document.resources)
@@ -292,13 +331,25 @@ def _synchronise(
                 progress_done=progress.done,
                 progress_total=progress.total,
             )
-        seen_entry_ids |= page.seen_entry_ids
-        visited_pks |= page.visited_entry_pks
+        # Met twice in one listing: it changed on Kitsu meanwhile and jumped to the end of
+        # Kitsu's updatedAt order, so the offset pages after it slid back one entry.
+        shifted = shifted or not page.seen_entry_ids.isdisjoint(seen_entry_ids)
+        seen_entry_ids.update(page.seen_entry_ids)
+        visited_pks.update(page.visited_entry_pks)
         pushes.extend(page.pushes)
         unreadable_entry = unreadable_entry or page.unreadable_entry
         if on_progress is not None:
             on_progress(progress.done, progress.total)
+
+    for document in _library_pages(session, since=since):
+        if progress.total is None:
+            progress.total = _total(document)
+        store(document)
     progress.listing_complete = True
+    if shifted:
+        # An entry may have slid past a page boundary unread: read this window again next time.
+        progress.cursor = starting_cursor
+        claim.renew(cursor_updated_at=starting_cursor)
 
     if full:
         if unreadable_entry:
@@ -307,6 +358,12 @@ def _synchronise(
                 "Kitsu were not removed here this time."
             )
         else:
+            # A shifted page can leave an entry unread that Kitsu still has: ask for the
+            # missing ones by id, and remove only those Kitsu does not return.
+            for document in _entries_by_id(
+                session, importer.unseen_entry_ids(session, seen_entry_ids)
+            ):
+                store(document)
             importer.remove_vanished_entries(session, seen_entry_ids)
     if session.direction != IMPORT_ONLY:
         # Sent only now that the whole library is read: a write moves the entry to the end of
@@ -337,6 +394,25 @@ def _finish_early(run: SyncRun, *, outcome: str, reason: str, state_status: str 
             last_sync_status=state_status, errors=run.errors, updated_at=run.finished_at
         )
     return run
+
+
+ABANDONED_RUN = (
+    "This sync stopped before it finished (its worker was stopped, or lost the database); "
+    "a later sync continued from where it left off."
+)
+
+
+def _close_abandoned_runs(run: SyncRun) -> None:
+    """Runs still marked running when a new sync takes the claim died with their worker:
+    say so in the history rather than show them running forever."""
+    SyncRun.objects.filter(
+        user_id=run.user_id,
+        outcome=SyncOutcome.RUNNING,
+        dry_run=False,
+        started_at__lt=run.started_at,
+    ).update(
+        outcome=SyncOutcome.FAILED, finished_at=timezone.now(), errors=[_failure(ABANDONED_RUN)]
+    )
 
 
 def run_sync(
@@ -392,6 +468,7 @@ def run_sync(
                 reason="Another sync of this library was running; this one was skipped.",
                 state_status=None,
             )
+        _close_abandoned_runs(run)
 
     client = get_kitsu_client()
     requests_before = client.transport.requests_made
@@ -422,6 +499,12 @@ def run_sync(
     except SyncClaimLost as exc:
         fatal = _failure(str(exc))
         claim.until = None  # someone else's now: never release it
+    except (OperationalError, InterfaceError):
+        logger.warning("Kitsu sync of user %s lost the database", user_id, exc_info=True)
+        fatal = _failure(
+            "The database was unavailable during the sync; it will be tried again later.",
+            retryable=True,
+        )
     except SoftTimeLimitExceeded:
         fatal = _failure(
             "The sync took longer than allowed and was stopped; the next one continues where it "
