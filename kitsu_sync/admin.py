@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -266,6 +267,8 @@ class AnimeAdmin(admin.ModelAdmin):
     list_filter = ("subtype", "airing_status", "nsfw")
     search_fields = ("title", "title_en", "title_native", "slug", "=kitsu_id", "=mal_id")
     ordering = ("title",)
+    # Django 6 assumes https for a URL typed without a scheme; say so now (Kitsu's images are).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(LibraryEntry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from kitsu_sync.encryption import parse_keys
@@ -32,3 +32,18 @@ def check_kitsu_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         if not value.startswith(("https://", "http://")):
             errors.append(Error(f"{name}={value!r} must be an http(s) URL.", id="kitsu_sync.E003"))
     return errors
+
+
+@register(deploy=True)
+def check_kitsu_uses_https(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """`check --deploy`: passwords and tokens go to these URLs."""
+    return [
+        Warning(
+            f"{name} is plain HTTP: Kitsu passwords and tokens would cross the network "
+            "unencrypted.",
+            hint="Use https (https://kitsu.app/api/edge and https://kitsu.app/api/oauth).",
+            id="kitsu_sync.W001",
+        )
+        for name in ("KITSU_API_URL", "KITSU_OAUTH_URL")
+        if getattr(settings, name).startswith("http://")
+    ]

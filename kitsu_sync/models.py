@@ -238,3 +238,13 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"Sync of {self.user} at {self.started_at:%Y-%m-%d %H:%M} ({self.outcome})"
+
+
+class Heartbeat(models.Model):
+    """When a periodic job last completed, by job name (the health endpoint reads beat's)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -11,12 +11,18 @@ import random
 
 from celery import shared_task
 from celery.app.task import Task
+from django.db import InterfaceError, OperationalError
 
+from kitsu_sync import health
+from kitsu_sync.models import SyncOutcome
 from kitsu_sync.services import sync
 
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 30 * 60
 MAX_RETRIES = 5
+# A sync whose pool process died (OOM killer, SIGKILL) is sent again after this long: by then
+# the claim the dead process held has lapsed.
+WORKER_LOST_RETRY_SECONDS = sync.CLAIM_TTL.total_seconds() + 60
 
 
 def retry_countdown(retries: int) -> float:
@@ -29,13 +35,28 @@ def retry_countdown(retries: int) -> float:
     bind=True,
     acks_late=True,
     max_retries=MAX_RETRIES,
+    # Without this, Celery acknowledges the message of a task whose pool process was killed,
+    # and the sync is gone; this sends it again (at most MAX_RETRIES times).
+    retry_on_worker_lost=True,
+    default_retry_delay=WORKER_LOST_RETRY_SECONDS,
     soft_time_limit=45 * 60,
     time_limit=50 * 60,
 )
 def sync_library(self: Task, user_id: int, trigger: str, full: bool = False) -> None:
-    run = sync.run_sync(user_id=user_id, trigger=trigger, full=full)
-    if sync.should_retry(run) and self.request.retries < MAX_RETRIES:
+    try:
+        run = sync.run_sync(user_id=user_id, trigger=trigger, full=full)
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away (restart, failover) before the run could be recorded.
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+    if self.request.retries >= MAX_RETRIES:
+        return
+    if sync.should_retry(run):
         raise self.retry(countdown=retry_countdown(self.request.retries))
+    if run.outcome == SyncOutcome.SKIPPED and self.request.retries:
+        # The claim may be this task's own, left by an earlier attempt that lost the database
+        # and could not give it back: try again once it lapses instead of dropping the sync.
+        countdown = sync.claim_lapses_in(user_id=user_id) + random.uniform(1, 5)  # noqa: S311
+        raise self.retry(countdown=countdown)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, soft_time_limit=60, time_limit=90)
@@ -51,4 +72,7 @@ def push_library_entry(self: Task, entry_id: int) -> None:
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def dispatch_due_syncs() -> int:
-    return sync.dispatch_due_syncs()
+    queued = sync.dispatch_due_syncs()
+    # The health endpoint's "last successful beat tick": beat, broker and a worker all work.
+    health.record_beat_tick()
+    return queued

@@ -13,4 +13,5 @@ urlpatterns = [
     path("kitsu/unlink/", views.unlink, name="unlink"),
     path("kitsu/syncs/<int:pk>/", views.sync_run, name="sync_run"),
     path("library/", views.library, name="library"),
+    path("health/", views.health, name="health"),
 ]

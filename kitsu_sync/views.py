@@ -1,6 +1,8 @@
-"""The web UI: dashboard, password link, sync now, unlink, the user's list and sync history.
+"""The web UI: dashboard, password link, sync now, unlink, the user's list and sync history;
+and the operator's health endpoint.
 
-Every view shows or changes only the signed-in user's own data; state changes are POST only.
+Every page view shows or changes only the signed-in user's own data; state changes are POST
+only. Another user's object is "not found" (404), never "forbidden", so ids reveal nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +13,17 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 
+from kitsu_sync import health as health_checks
 from kitsu_sync.forms import LibraryFilterForm, PasswordLinkForm, UnlinkForm
 from kitsu_sync.models import (
     KitsuSyncState,
@@ -147,3 +156,14 @@ def library(request: HttpRequest) -> HttpResponse:
 def sync_run(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(SyncRun, pk=pk, user=request.user)
     return render(request, "kitsu_sync/sync_run.html", {"run": run})
+
+
+@never_cache
+@require_safe
+def health(request: HttpRequest) -> JsonResponse:
+    """For load balancers and `docker compose`: 200 when healthy, 503 otherwise; no secrets."""
+    report = health_checks.health_report()
+    return JsonResponse(
+        {"status": "ok" if report["ok"] else "unhealthy", "checks": report["checks"]},
+        status=200 if report["ok"] else 503,
+    )

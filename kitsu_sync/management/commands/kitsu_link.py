@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import sys
 from typing import Any, TextIO
 
@@ -43,10 +44,15 @@ class Command(BaseCommand):
         except user_model.DoesNotExist:
             raise CommandError(f"No Revenge user named {options['username']!r}.") from None
         password = read_password(options.get("stdin") or sys.stdin)
+        if options["verbosity"] < 2:
+            # Retries and request logs would drown the one line scripts read on failure.
+            logging.disable(logging.INFO)
         try:
             link = link_with_password(user=user, login=options["kitsu_login"], password=password)
         except LinkFailed as exc:
             raise CommandError(exc.message) from None
+        finally:
+            logging.disable(logging.NOTSET)
         name = link.kitsu_display_name or link.kitsu_username
         self.stdout.write(
             f"Linked {user.get_username()} to Kitsu account {name} "
