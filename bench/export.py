@@ -1,0 +1,168 @@
+"""Export (issue 5, item 5): k entries changed in Revenge cost k write requests to Kitsu
+(no read-before-write per entry) plus the import's own requests.
+
+    .venv/bin/python -m bench.export [--entries 5000] [--changes 1,50,300]
+
+Two-way sync. After a full import, k entries the user is watching get one more episode
+through the watch service (`record_watch_progress`, what the media server calls); then:
+
+- batched: the next scheduled sync (an incremental pass) reads Kitsu's changes and sends the k;
+- at once: `push_library_entry`, what the task queued by a watch report runs, once per entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.db.models import F, Q
+
+from bench.harness import (
+    LIBRARY_ROUTE,
+    LinkedUser,
+    Sandbox,
+    empty_tables,
+    library_size_for,
+    link_users,
+    load_note,
+    machine_description,
+    markdown_table,
+    prepare_database,
+    running_sandbox,
+    save_results,
+    use_sandbox,
+)
+from kitsu_sync.models import LibraryEntry, SyncOutcome, SyncTrigger, WatchStatus
+from kitsu_sync.sandbox import SandboxConfig
+from kitsu_sync.services.sync import push_library_entry, run_sync
+from kitsu_sync.services.watch import record_watch_progress
+
+ENTRIES = 5_000
+CHANGES = (1, 50, 300)
+RATE_LIMIT = 100_000
+WRITE_ROUTE = "PATCH /api/edge/library-entries/:id"
+READ_ONE_ROUTE = "GET /api/edge/library-entries/:id"
+
+
+def watch_next_episode(user: LinkedUser, count: int) -> list[int]:
+    """The user watches one more episode of `count` shows in progress; their entry pks."""
+    watching = (
+        LibraryEntry.objects.filter(
+            user_id=user.user_id, status=WatchStatus.WATCHING, rewatching=False
+        )
+        .filter(
+            Q(anime__episode_count__isnull=True) | Q(anime__episode_count__gt=F("progress") + 1)
+        )
+        .select_related("anime")
+        .order_by("pk")[:count]
+    )
+    changed = []
+    for entry in watching:
+        record_watch_progress(
+            user_id=user.user_id, anime_kitsu_id=entry.anime.kitsu_id, episode=entry.progress + 1
+        )
+        changed.append(entry.pk)
+    if len(changed) < count:
+        raise RuntimeError(f"Only {len(changed)} shows in progress; use a bigger --entries.")
+    return changed
+
+
+def _costs(sandbox: Sandbox, traffic: Any, k: int) -> dict[str, Any]:
+    writes = traffic.to(WRITE_ROUTE)
+    return {
+        "changes": k,
+        "requests": traffic.total,
+        "list_requests": traffic.to(LIBRARY_ROUTE),
+        "write_requests": writes,
+        "read_one_requests": traffic.to(READ_ONE_ROUTE),
+        "other_requests": traffic.total - writes - traffic.to(LIBRARY_ROUTE),
+        "by_route": traffic.by_route,
+    }
+
+
+def benchmark_case(sandbox: Sandbox, changes: int) -> dict[str, Any]:
+    sandbox.control("POST", "reset", {"data": True, "stats": False, "latency": False})
+    empty_tables()
+    user = link_users(sandbox, 1)[0]
+    full = run_sync(user_id=user.user_id, trigger=SyncTrigger.COMMAND, full=True)
+    if full.outcome != SyncOutcome.SUCCESS:
+        raise RuntimeError(f"The full import failed: {full.errors}")
+
+    watch_next_episode(user, changes)
+    with sandbox.counting() as traffic:
+        run = run_sync(user_id=user.user_id, trigger=SyncTrigger.SCHEDULE)
+    batched = {**_costs(sandbox, traffic, changes), "pushed": run.pushed, "failed": run.failed}
+    batched["target"] = changes + batched["list_requests"]
+
+    changed = watch_next_episode(user, changes)
+    with sandbox.counting() as traffic:
+        pushed = sum(push_library_entry(entry_id=pk) for pk in changed)
+    at_once = {**_costs(sandbox, traffic, changes), "pushed": pushed, "failed": changes - pushed}
+    at_once["target"] = changes
+    return {"changes": changes, "batched": batched, "at_once": at_once}
+
+
+def run(*, entries: int, changes: list[int], settings: Any = django_settings) -> dict[str, Any]:
+    """`settings`: where to point the product (pytest's `settings` fixture in tests)."""
+    settings.KITSU_SYNC_DIRECTION = "two_way"
+    # Watch reports would queue a push task each; here the benchmark runs the pushes itself.
+    settings.KITSU_SYNC_ENABLED = False
+    config = SandboxConfig(users=1, entries=library_size_for(entries), login_throttle_limit=0)
+    with running_sandbox(config) as sandbox:
+        use_sandbox(sandbox, rate_limit=RATE_LIMIT, settings=settings)
+        cases = [benchmark_case(sandbox, k) for k in changes]
+    return {"entries": entries, "cases": cases}
+
+
+def report(results: dict[str, Any]) -> str:
+    rows = []
+    for case in results["cases"]:
+        for path in ("batched", "at_once"):
+            costs = case[path]
+            rows.append(
+                (
+                    case["changes"],
+                    "next sync" if path == "batched" else "push_library_entry per entry",
+                    costs["list_requests"],
+                    costs["write_requests"],
+                    costs["read_one_requests"],
+                    costs["other_requests"],
+                    f"{costs['requests']} (≤ {costs['target']})",
+                    costs["pushed"],
+                )
+            )
+    return markdown_table(
+        (
+            "entries changed in Revenge (k)",
+            "sent by",
+            "list requests",
+            "PATCH requests",
+            "GET one entry",
+            "other",
+            "total (target)",
+            "pushed",
+        ),
+        rows,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=ENTRIES)
+    parser.add_argument("--changes", default=",".join(map(str, CHANGES)))
+    options = parser.parse_args(argv)
+    prepare_database()
+    before = machine_description()
+    results = run(entries=options.entries, changes=[int(k) for k in options.changes.split(",")])
+    after = machine_description()
+    save_results("export", {"machine": before, "machine_after": after, **results})
+    print(f"library of {options.entries:,} anime entries, one user, two-way sync:\n")
+    print(report(results))
+    print(load_note(before, after))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Each benchmark at a tiny size: its figures come out, and its request-count targets hold.
+
+The full-size runs are `python -m bench.<name>` (bench/README.md); these run the same code (the
+sandbox over real HTTP, measurement processes, real Celery workers) on the test database, so
+that the benchmarks keep working. Timing targets are the full runs' business, not these.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import export, fleet, import_library, incremental, latency
+from bench.harness import library_size_for, running_sandbox
+from kitsu_sync.kitsu_client import get_transport
+from kitsu_sync.models import LibraryEntry
+from kitsu_sync.sandbox import SandboxConfig
+
+# Measurement processes and workers read what this process wrote: no test transaction.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def fresh_transport() -> Iterator[None]:
+    """The benchmarks aim the process-wide Kitsu client at their own sandboxes."""
+    yield
+    get_transport.cache_clear()
+
+
+def test_the_import_benchmark_reads_each_size_in_its_pages_with_constant_round_trips() -> None:
+    results = [import_library.benchmark_size(size, warm_up=False) for size in (600, 1_100)]
+
+    for result in results:
+        size, imported = result["anime_entries"], result["import"]
+        assert imported["fetched"] == result["baseline"]["entries"] == size
+        assert imported["pages"] == imported["list_requests"] == math.ceil(size / 500)
+        assert imported["requests"] <= result["request_target"] == math.ceil(size / 500) + 3
+        assert imported["same_pages_as_baseline"]
+        assert result["ratio"] == imported["seconds"] / result["baseline"]["seconds"] > 0
+        assert imported["rss_peak_mb"] >= imported["rss_before_mb"] > 0
+    summary = import_library.summarise(results)
+    # Every page after the first costs the same round trips, whatever the library's size.
+    assert len(summary["round_trips_per_page"]) == 1
+    assert summary["requests_within_target"]
+    assert "| 1,100 | 3 | 3 (≤ 6) |" in import_library.report(results, summary)
+
+
+def test_the_incremental_benchmark_fetches_and_writes_only_what_changed(settings: Any) -> None:
+    cases = incremental.run(entries=700, changes=[3, 520], settings=settings)["cases"]
+
+    unchanged, few, many = cases
+    assert not unchanged["full"]
+    assert unchanged["requests"] <= 2
+    assert unchanged["library_rows_written"] == 0
+    assert unchanged["bookkeeping_rows_written"] > 0  # the run's own record is still kept
+    for case in (few, many):
+        assert case["library_rows_written"] == case["changes"]
+        assert case["only_changed_rows_written"]
+        assert case["requests"] == case["list_requests"] == math.ceil(case["fetched"] / 500)
+    assert many["requests"] == 2
+    assert "| 520 |" in incremental.report({"cases": cases})
+
+
+def test_the_export_benchmark_costs_one_write_per_changed_entry(settings: Any) -> None:
+    case = export.run(entries=400, changes=[3], settings=settings)["cases"][0]
+
+    for sent_by in ("batched", "at_once"):
+        costs = case[sent_by]
+        assert costs["write_requests"] == costs["pushed"] == 3
+        assert costs["read_one_requests"] == 0
+        assert costs["requests"] <= costs["target"]
+    assert case["batched"]["list_requests"] == 1
+    assert case["at_once"]["list_requests"] == 0
+
+
+def test_the_latency_benchmark_sets_the_import_against_its_round_trip_budget() -> None:
+    results = latency.run(entries=400, latency_ms=100, warm_up=False)
+
+    slow = results["with_latency"]["import"]
+    assert slow["requests"] == slow["pages"] == 1
+    assert results["budget_seconds"] == pytest.approx((1 + 3) * 0.100)
+    # The response really waited: the import cannot beat its page's latency.
+    assert slow["seconds"] >= 0.100
+    assert results["import_over_budget"] == slow["seconds"] / results["budget_seconds"]
+    assert results["without_latency"]["import"]["requests"] == 1
+
+
+def test_the_fleet_benchmark_syncs_every_user_through_the_shared_limiter(
+    tmp_path: Path,
+) -> None:
+    users, rate = 21, 7.0  # a rate no other test uses: its own Redis limiter key
+    config = SandboxConfig(users=users, entries=library_size_for(20), login_throttle_limit=0)
+    with running_sandbox(config) as sandbox:
+        result = fleet.benchmark_rate(
+            sandbox, users=users, entries=20, rate=rate, log_dir=tmp_path, timeout=60
+        )
+
+    assert result["outcomes"] == {"success": users}
+    assert result["requests"] == result["requests_answered"] == users
+    assert result["requests_per_sync_max"] == 1 <= result["request_target_per_sync"]
+    assert LibraryEntry.objects.values("user").distinct().count() == users
+    # 21 requests at 7 per moving second cannot all be sent within 2 seconds.
+    assert result["elapsed_seconds"] >= (users - rate) / rate
+    assert 0 < result["busiest_second_fixed"] <= result["busiest_second_sliding"]
+    assert result["average_rate"] > 0
+    assert result["elapsed_over_ideal"] > 0
+    assert f"{rate:g}/s" in fleet.report({"rates": [result]})
