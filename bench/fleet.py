@@ -18,10 +18,11 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from django.db.models import Max, Min
+from django.db.models import Max
 
 from bench.harness import (
     PAGE_SIZE,
@@ -128,15 +129,12 @@ def benchmark_rate(
     answered = sorted(row["t"] for row in log)
     trailing = trailing_counts(times)
     runs = SyncRun.objects.all()
-    span = runs.aggregate(first=Min("started_at"), last=Max("finished_at"))
-    finished = span["last"].timestamp()
+    finished = runs.aggregate(last=Max("finished_at"))["last"].timestamp()
     durations = [
         (run.finished_at - run.started_at).total_seconds()
         for run in runs.only("started_at", "finished_at")
     ]
-    outcomes: dict[str, int] = {}
-    for outcome in runs.values_list("outcome", flat=True):
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    outcomes = dict(Counter(runs.values_list("outcome", flat=True)))
     requests_per_sync = list(runs.values_list("requests_made", flat=True))
 
     total = len(times)
@@ -177,6 +175,7 @@ def benchmark_rate(
         ),
         "worker_utilisation": sum(durations) / (processes * elapsed) if elapsed else None,
         "cpu_seconds": cpu,
+        "worker_cpu_ms_per_sync": 1000 * cpu["workers"] / queued if queued else None,
         "machine_cpu_busy_share": cpu["machine_busy"] / wall_cpu if wall_cpu else None,
     }
 

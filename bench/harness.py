@@ -573,7 +573,10 @@ def celery_workers(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        redis.Redis.from_url(environment["REDIS_URL"]).delete(queue)
+        # The queue, and the exchange bindings kombu keeps beside it (same name).
+        redis.Redis.from_url(environment["REDIS_URL"]).delete(
+            queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"
+        )
 
 
 # --- reporting --------------------------------------------------------------------------------
