@@ -7,7 +7,7 @@ PY := $(BIN)/python
 SANDBOX_PORT ?= 8001
 WEB_PORT ?= 8000
 
-.PHONY: run test test-django6 lint format sandbox clean
+.PHONY: run test test-django6 bench lint format sandbox clean
 
 $(BIN)/.runtime-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ test-django6:
 	.venv-django6/bin/python -m pip install --quiet -r requirements-dev.txt "Django>=6,<7"
 	scripts/ensure-services
 	ENV_FILE=tests/test.env .venv-django6/bin/pytest -n 2 $(PYTEST_ARGS)
+
+# Every benchmark of issue 5 at full size (about 35 minutes; bench/README.md has the figures).
+bench: $(BIN)/.dev-installed
+	scripts/ensure-services
+	$(PY) -m bench.import_library --repeat 3
+	$(PY) -m bench.incremental
+	$(PY) -m bench.export
+	$(PY) -m bench.latency --repeat 3
+	$(PY) -m bench.fleet --rates 10,50,5
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .

@@ -46,6 +46,7 @@ from bench.harness import (
     save_results,
 )
 from kitsu_sync.models import SyncOutcome, SyncTrigger
+from kitsu_sync.runtime import startup_objects_frozen
 from kitsu_sync.sandbox import SandboxConfig
 from kitsu_sync.services.sync import run_sync
 
@@ -103,9 +104,10 @@ def import_library(user_id: int) -> dict[str, Any]:
             marks.append(sql.round_trips)
 
         started = time.perf_counter()
-        run = run_sync(
-            user_id=user_id, trigger=SyncTrigger.COMMAND, full=True, progress=on_progress
-        )
+        with startup_objects_frozen():  # as the command and the workers do
+            run = run_sync(
+                user_id=user_id, trigger=SyncTrigger.COMMAND, full=True, progress=on_progress
+            )
         seconds = time.perf_counter() - started
     return {
         "seconds": seconds,

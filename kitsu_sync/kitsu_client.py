@@ -19,7 +19,9 @@ def get_transport() -> Transport:
         api_url=settings.KITSU_API_URL,
         oauth_url=settings.KITSU_OAUTH_URL,
         timeout=(min(5.0, settings.KITSU_TIMEOUT), settings.KITSU_TIMEOUT),
-        rate_limiter=make_rate_limiter(settings.KITSU_RATE_LIMIT, settings.REDIS_URL or None),
+        rate_limiter=make_rate_limiter(
+            settings.KITSU_RATE_LIMIT, settings.REDIS_URL or None, key=settings.KITSU_RATE_LIMIT_KEY
+        ),
     )
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revenge_site.settings")
 
@@ -21,3 +22,11 @@ def create_filesystem_queue(sender: Celery, **kwargs: object) -> None:
     for key in ("data_folder_in", "data_folder_out", "processed_folder"):
         if options.get(key):
             Path(options[key]).mkdir(parents=True, exist_ok=True)
+
+
+@worker_process_init.connect
+def freeze_startup_objects(**kwargs: object) -> None:
+    # Each prefork child, once Django is loaded: full collections then skip start-up objects.
+    from kitsu_sync.runtime import freeze_startup_objects as freeze
+
+    freeze()

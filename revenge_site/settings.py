@@ -118,6 +118,13 @@ TEMPLATES = [
 WSGI_APPLICATION = "revenge_site.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Keep a connection open for this many seconds (0 closes it after every request or task): a
+# Celery worker then reuses one connection across syncs instead of starting a PostgreSQL backend
+# for each. Django checks a reused connection before a request or task and replaces a dead one.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["CONN_MAX_AGE"] < 0:
+    raise ImproperlyConfigured("DATABASE_CONN_MAX_AGE must be 0 or more seconds.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -154,7 +161,17 @@ VAR_DIR = env.path("VAR_DIR", default=BASE_DIR / "var")
 
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+    # A message not acknowledged within this many seconds is delivered again. It must outlast
+    # the longest task (50 min hard limit) and the longest retry delay (30 min, tasks.py).
+    CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+    if CELERY_VISIBILITY_TIMEOUT < 3600:
+        raise ImproperlyConfigured(
+            "CELERY_VISIBILITY_TIMEOUT must be at least 3600 seconds: a sync may run for 50 "
+            "minutes, and a shorter timeout would deliver it to a second worker meanwhile."
+        )
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT
+    }
 else:
     _queue_dir = Path(VAR_DIR) / "celery-queue"
     CELERY_BROKER_URL = "filesystem://"
@@ -180,7 +197,16 @@ KITSU_TOKEN_KEY = env.str("KITSU_TOKEN_KEY", default="")
 KITSU_RATE_LIMIT = env.float("KITSU_RATE_LIMIT", default=10.0)
 if KITSU_RATE_LIMIT <= 0:
     raise ImproperlyConfigured("KITSU_RATE_LIMIT must be a positive number of requests per second.")
+# The Redis key of the shared limiter: Revenge instances sharing one Redis and one Kitsu
+# client budget use the same key; separate budgets use different keys.
+KITSU_RATE_LIMIT_KEY = env.str("KITSU_RATE_LIMIT_KEY", default="kitsu-api")
+if not KITSU_RATE_LIMIT_KEY.strip():
+    raise ImproperlyConfigured("KITSU_RATE_LIMIT_KEY must not be empty.")
 KITSU_TIMEOUT = env.float("KITSU_TIMEOUT", default=30.0)
+# Library pages a sync fetches ahead while it writes the current one (1: one at a time).
+KITSU_PAGES_IN_FLIGHT = env.int("KITSU_PAGES_IN_FLIGHT", default=3)
+if not 1 <= KITSU_PAGES_IN_FLIGHT <= 8:
+    raise ImproperlyConfigured("KITSU_PAGES_IN_FLIGHT must be between 1 and 8.")
 KITSU_SYNC_ENABLED = env.bool("KITSU_SYNC_ENABLED", default=True)
 KITSU_SYNC_INTERVAL = parse_interval(env.str("KITSU_SYNC_INTERVAL", default="24h"))
 KITSU_SYNC_DIRECTION = choice(

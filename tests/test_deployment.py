@@ -150,15 +150,19 @@ SECURITY_SETTINGS = (
 )
 
 
-def security_settings(env: dict[str, str]) -> dict[str, object]:
-    names = ", ".join(repr(name) for name in SECURITY_SETTINGS)
+def settings_of(env: dict[str, str], names: tuple[str, ...]) -> dict[str, object]:
+    """These settings as a fresh process started with `env` sees them."""
     script = (
         "import json\nfrom django.conf import settings\n"
-        f"print(json.dumps({{name: getattr(settings, name) for name in ({names},)}}))"
+        f"print(json.dumps({{name: getattr(settings, name) for name in {names!r}}}))"
     )
     result = manage(env, "shell", "--no-imports", "-c", script)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def security_settings(env: dict[str, str]) -> dict[str, object]:
+    return settings_of(env, SECURITY_SETTINGS)
 
 
 def test_check_deploy_is_clean_with_the_env_example_settings(tmp_path):
@@ -342,3 +346,39 @@ def test_gunicorns_app_serves_collected_static_files(tmp_path, settings):
 
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/css")
+
+
+# --- performance settings ---------------------------------------------------------------------
+
+
+def test_database_connections_are_reused_for_a_minute_unless_configured(tmp_path):
+    default = settings_of(production_env(tmp_path), ("DATABASES",))["DATABASES"]["default"]
+    assert (default["CONN_MAX_AGE"], default["CONN_HEALTH_CHECKS"]) == (60, True)
+
+    env = production_env(tmp_path, DATABASE_CONN_MAX_AGE="0")
+    assert settings_of(env, ("DATABASES",))["DATABASES"]["default"]["CONN_MAX_AGE"] == 0
+
+
+def test_the_broker_visibility_timeout_comes_from_the_environment(tmp_path):
+    env = production_env(tmp_path, CELERY_VISIBILITY_TIMEOUT="7200")
+    options = settings_of(env, ("CELERY_BROKER_TRANSPORT_OPTIONS",))
+    assert options["CELERY_BROKER_TRANSPORT_OPTIONS"] == {"visibility_timeout": 7200}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CELERY_VISIBILITY_TIMEOUT", "600", "at least 3600 seconds"),
+        ("KITSU_PAGES_IN_FLIGHT", "0", "between 1 and 8"),
+        ("KITSU_PAGES_IN_FLIGHT", "20", "between 1 and 8"),
+        ("DATABASE_CONN_MAX_AGE", "-1", "0 or more"),
+        ("KITSU_RATE_LIMIT_KEY", " ", "must not be empty"),
+    ],
+)
+def test_a_performance_setting_out_of_range_stops_start_up_with_a_reason(
+    tmp_path, name, value, message
+):
+    result = manage(production_env(tmp_path, **{name: value}), "check")
+    assert result.returncode != 0
+    assert name in result.stderr
+    assert message in result.stderr

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from kitsu_sync.models import KitsuToken, SyncOutcome, SyncRun, SyncTrigger
+from kitsu_sync.runtime import startup_objects_frozen
 from kitsu_sync.services.sync import run_sync
 
 
@@ -37,12 +38,13 @@ class Command(BaseCommand):
             logging.disable(logging.INFO)
         failures: list[str] = []
         try:
-            for user in users:
-                run = self._sync(user, full=options["full"], dry_run=options["dry_run"])
-                self._report(user.get_username(), run, verbosity=options["verbosity"])
-                if run.outcome in (SyncOutcome.FAILED, SyncOutcome.SKIPPED):
-                    reason = run.errors[-1]["reason"] if run.errors else run.outcome
-                    failures.append(f"{user.get_username()} ({reason})")
+            with startup_objects_frozen():
+                for user in users:
+                    run = self._sync(user, full=options["full"], dry_run=options["dry_run"])
+                    self._report(user.get_username(), run, verbosity=options["verbosity"])
+                    if run.outcome in (SyncOutcome.FAILED, SyncOutcome.SKIPPED):
+                        reason = run.errors[-1]["reason"] if run.errors else run.outcome
+                        failures.append(f"{user.get_username()} ({reason})")
         finally:
             logging.disable(logging.NOTSET)
         if failures:
