@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -8,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 import redis
@@ -18,32 +20,60 @@ from kitsu_sync.kitsu_api import (
     RateLimiter,
     make_rate_limiter,
 )
-from kitsu_sync.kitsu_api.ratelimit import limit_item_for
-from tests.kitsu_api.conftest import FakeClock
+from kitsu_sync.kitsu_api.ratelimit import HEADROOM
+from tests.kitsu_api.conftest import FakeClock, RecordingSleep
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-# Timestamps are taken just after acquire() returns, a hair later than the limiter's own.
-WINDOW = 0.95
+UNREACHABLE_REDIS_URL = "redis://:pa55word@127.0.0.1:1/0"
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def busiest_second(stamps: list[float]) -> int:
-    """The most timestamps that fall within any WINDOW-long span."""
+    """The most timestamps within any 1-second window [t, t + 1)."""
     ordered = sorted(stamps)
     return max(
-        sum(1 for later in ordered[i:] if later - start < WINDOW) for i, start in enumerate(ordered)
+        sum(1 for later in ordered[i:] if later - start < 1.0) for i, start in enumerate(ordered)
     )
 
 
-@pytest.fixture
-def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """One fake clock for the limiter and for `limits`' memory storage.
+def average_rate(stamps: list[float]) -> float:
+    """Requests per second from the first to the last."""
+    return (len(stamps) - 1) / (max(stamps) - min(stamps))
 
-    The memory storage reads `time.time()` itself; pointing its module's `time` at the fake
-    lets tests cover waits of seconds without waiting.
-    """
-    clock = FakeClock()
-    monkeypatch.setattr("limits.storage.memory.time", clock)
-    return clock
+
+def paced_stamps(limiter: RateLimiter, clock: FakeClock, count: int) -> list[float]:
+    """When each of `count` back-to-back acquisitions returned, on the fake clock."""
+    stamps = []
+    for _ in range(count):
+        limiter.acquire()
+        stamps.append(clock.now)
+    return stamps
+
+
+def acquire_in_threads(limiter: RateLimiter, *, threads: int, each: int) -> list[float]:
+    """Start `threads` threads together; each acquires `each` slots. When each returned."""
+    stamps: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def take() -> None:
+        start.wait(timeout=10)
+        for _ in range(each):
+            limiter.acquire(timeout=10)
+            with lock:
+                stamps.append(time.time())
+
+    workers = [threading.Thread(target=take) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    return stamps
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -51,17 +81,7 @@ def unique_key() -> str:
     return f"test-{uuid.uuid4().hex}"
 
 
-@pytest.mark.parametrize(
-    ("rate", "amount", "seconds"),
-    [(10, 10, 1), (20.0, 20, 1), (2.5, 2, 1), (0.5, 1, 2), (0.1, 1, 10), (0.3, 1, 4)],
-)
-def test_rates_become_moving_windows_that_never_run_faster(
-    rate: float, amount: int, seconds: int
-) -> None:
-    item = limit_item_for(rate)
-
-    assert (item.amount, item.get_expiry()) == (amount, seconds)
-    assert item.amount / item.get_expiry() <= rate
+# --- the rule, on a fake clock ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("rate", [0, -1, float("nan"), float("inf")])
@@ -70,72 +90,131 @@ def test_a_nonsense_rate_is_refused(rate: float) -> None:
         RateLimiter(rate)
 
 
-def test_a_burst_up_to_the_rate_passes_without_waiting(fake_clock: FakeClock) -> None:
-    limiter = RateLimiter(5, clock=fake_clock.time, sleep=fake_clock.sleep)
+def test_the_first_request_goes_at_once_and_the_next_are_spaced_evenly(clock: FakeClock) -> None:
+    limiter = RateLimiter(5, clock=clock.time, sleep=clock.sleep)
+    started = clock.now
 
-    for _ in range(5):
-        limiter.acquire()
+    stamps = paced_stamps(limiter, clock, 6)
 
-    assert fake_clock.sleeps == []
-
-
-def test_the_next_slot_waits_until_the_oldest_leaves_the_window(fake_clock: FakeClock) -> None:
-    limiter = RateLimiter(5, clock=fake_clock.time, sleep=fake_clock.sleep)
-    started = fake_clock.now
-    for _ in range(5):
-        limiter.acquire()
-        fake_clock.now += 0.1
-
-    limiter.acquire()
-
-    # The first slot was taken at `started`; it frees just after started + 1 s.
-    assert 1.0 <= fake_clock.now - started <= 1.05
+    assert stamps[0] == started
+    assert [later - earlier for earlier, later in pairwise(stamps)] == pytest.approx(
+        [1 / (5 * HEADROOM)] * 5
+    )
 
 
-def test_a_fractional_rate_spaces_requests_out(fake_clock: FakeClock) -> None:
-    limiter = RateLimiter(0.5, clock=fake_clock.time, sleep=fake_clock.sleep)
-    stamps = []
+@pytest.mark.parametrize("rate", [1, 5, 10, 20, 50])
+def test_requests_on_time_keep_every_second_within_the_limit_and_near_it(
+    clock: FakeClock, rate: int
+) -> None:
+    limiter = RateLimiter(rate, clock=clock.time, sleep=clock.sleep)
+
+    stamps = paced_stamps(limiter, clock, 5 * rate + 1)
+
+    assert busiest_second(stamps) <= rate
+    assert average_rate(stamps) == pytest.approx(HEADROOM * rate, rel=1e-4)
+    assert average_rate(stamps) >= 0.9 * rate
+
+
+def test_the_headroom_absorbs_a_request_that_leaves_late(clock: FakeClock) -> None:
+    limiter = RateLimiter(5, clock=clock.time, sleep=clock.sleep)
+    stamps = paced_stamps(limiter, clock, 6)
+
+    # The first request reaches Kitsu 50 ms after its slot, the sixth right on time.
+    stamps[0] += 0.05
+
+    assert busiest_second(stamps) == 5
+
+
+def test_callers_queue_in_reservation_order_with_one_sleep_each(clock: FakeClock) -> None:
+    recorded = RecordingSleep()  # the clock stands still: every caller reserves before any sends
+    limiter = RateLimiter(10, clock=clock.time, sleep=recorded)
+
     for _ in range(4):
         limiter.acquire()
-        stamps.append(fake_clock.now)
 
-    gaps = [later - earlier for earlier, later in pairwise(stamps)]
-    assert all(2.0 <= gap <= 2.05 for gap in gaps)
+    interval = 1 / (10 * HEADROOM)
+    assert recorded.calls == pytest.approx([interval, 2 * interval, 3 * interval])
 
 
-def test_acquire_gives_up_at_the_timeout(fake_clock: FakeClock) -> None:
-    limiter = RateLimiter(1, clock=fake_clock.time, sleep=fake_clock.sleep)
+def test_a_slot_beyond_the_timeout_raises_at_once_and_reserves_nothing(clock: FakeClock) -> None:
+    recorded = RecordingSleep()
+    limiter = RateLimiter(1, clock=clock.time, sleep=recorded)
+    interval = 1 / HEADROOM
     limiter.acquire()
-    started = fake_clock.now
+    limiter.acquire()  # its slot is one interval away; the next free one two
 
-    with pytest.raises(KitsuRateLimitTimeout, match=r"within 0\.4 s") as caught:
-        limiter.acquire(timeout=0.4)
+    with pytest.raises(KitsuRateLimitTimeout, match=r"within 1\.5 s") as caught:
+        limiter.acquire(timeout=1.5)
 
     assert caught.value.retryable is True
-    assert fake_clock.now - started == pytest.approx(0.4)
+    assert recorded.calls == pytest.approx([interval])
+    limiter.acquire(timeout=2.5)
+    assert recorded.calls == pytest.approx([interval, 2 * interval])
 
 
-def test_the_memory_limiter_holds_across_threads() -> None:
-    limiter = RateLimiter(20, key=f"threads-{uuid.uuid4().hex}")
-    stamps: list[float] = []
-    lock = threading.Lock()
+def test_an_idle_limiter_banks_no_burst(clock: FakeClock) -> None:
+    limiter = RateLimiter(10, clock=clock.time, sleep=clock.sleep)
+    limiter.acquire()
+    clock.now += 60
 
-    def take(slots: int) -> None:
-        for _ in range(slots):
-            limiter.acquire(timeout=10)
-            with lock:
-                stamps.append(time.time())
+    stamps = paced_stamps(limiter, clock, 3)
 
-    workers = [threading.Thread(target=take, args=(15,)) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=10)
+    assert stamps[1] - stamps[0] == pytest.approx(1 / (10 * HEADROOM))
 
-    assert len(stamps) == 30
-    assert busiest_second(stamps) <= 20
-    # 20 slots go at once; the other 10 wait for the window to move on.
-    assert max(stamps) - min(stamps) >= WINDOW
+
+@pytest.mark.parametrize("rate", [0.5, 0.1])
+def test_a_rate_below_one_per_second_spaces_requests_seconds_apart(
+    clock: FakeClock, rate: float
+) -> None:
+    limiter = RateLimiter(rate, clock=clock.time, sleep=clock.sleep)
+
+    stamps = paced_stamps(limiter, clock, 4)
+
+    gaps = [later - earlier for earlier, later in pairwise(stamps)]
+    assert gaps == pytest.approx([1 / (rate * HEADROOM)] * 3)
+    assert busiest_second(stamps) == 1
+
+
+def test_try_acquire_takes_only_a_free_slot(clock: FakeClock) -> None:
+    limiter = RateLimiter(2, clock=clock.time, sleep=clock.sleep)
+
+    taken = [limiter.try_acquire(), limiter.try_acquire(), limiter.try_acquire()]
+    clock.now += 1 / (2 * HEADROOM)
+
+    assert taken == [True, False, False]
+    assert limiter.try_acquire() is True
+    assert clock.sleeps == []
+
+
+def test_make_rate_limiter_stays_in_process_without_redis(unique_key: str) -> None:
+    first = make_rate_limiter(1, None, key=unique_key)
+    second = make_rate_limiter(1, "", key=unique_key)
+
+    # Each memory limiter has its own budget: share one instance within a process.
+    assert first.try_acquire() is True
+    assert second.try_acquire() is True
+    assert first.try_acquire() is False
+
+
+def test_the_memory_limiter_paces_threads_sharing_it() -> None:
+    limiter = RateLimiter(40)
+
+    stamps = acquire_in_threads(limiter, threads=4, each=10)
+
+    assert len(stamps) == 40
+    assert busiest_second(stamps) <= 40 * 1.05
+    assert average_rate(stamps) >= 0.9 * 40
+
+
+def test_the_repr_names_rate_and_storage_but_never_the_password() -> None:
+    limiter = RateLimiter(10, storage_uri=UNREACHABLE_REDIS_URL, key="kitsu-api")
+
+    assert repr(limiter).startswith("RateLimiter(10/s, ")
+    assert "storage=redis, key='kitsu-api'" in repr(limiter)
+    assert "pa55word" not in repr(limiter)
+
+
+# --- shared through the real Redis ---------------------------------------------------------------
 
 
 @pytest.fixture
@@ -149,10 +228,25 @@ def redis_db() -> Iterator[redis.Redis]:
     connection.close()
 
 
+def test_threads_sharing_a_redis_key_stay_within_the_limit_and_near_it(
+    redis_db: redis.Redis, unique_key: str
+) -> None:
+    limiter = make_rate_limiter(20, REDIS_URL, key=unique_key)
+
+    stamps = acquire_in_threads(limiter, threads=4, each=10)
+
+    assert len(stamps) == 40
+    assert busiest_second(stamps) <= 20 * 1.05
+    assert average_rate(stamps) >= 0.9 * 20
+
+
+# Reports "ready" once imported, starts on a line from stdin, prints when each slot came.
 ACQUIRE_SCRIPT = """
 import json, sys, time
-from kitsu_sync.kitsu_api.ratelimit import RateLimiter
-limiter = RateLimiter(float(sys.argv[1]), storage_uri=sys.argv[2], key=sys.argv[3])
+from kitsu_sync.kitsu_api.ratelimit import make_rate_limiter
+limiter = make_rate_limiter(float(sys.argv[1]), sys.argv[2], key=sys.argv[3])
+print("ready", flush=True)
+sys.stdin.readline()
 stamps = []
 for _ in range(int(sys.argv[4])):
     limiter.acquire(timeout=20)
@@ -161,54 +255,82 @@ print(json.dumps(stamps))
 """
 
 
-def test_the_redis_limiter_is_shared_by_processes(redis_db: redis.Redis, unique_key: str) -> None:
+def test_processes_sharing_a_redis_key_stay_within_the_limit_and_near_it(
+    redis_db: redis.Redis, unique_key: str
+) -> None:
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", ACQUIRE_SCRIPT, "20", REDIS_URL, unique_key, "15"],
+            [sys.executable, "-c", ACQUIRE_SCRIPT, "20", REDIS_URL, unique_key, "10"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            cwd=REPOSITORY,
         )
-        for _ in range(2)
+        for _ in range(4)
     ]
+    for worker in workers:
+        assert worker.stdout is not None
+        assert worker.stdout.readline() == "ready\n"
     stamps: list[float] = []
     for worker in workers:
-        output, _ = worker.communicate(timeout=60)
+        output, _ = worker.communicate("go\n", timeout=30)
         assert worker.returncode == 0
         stamps += json.loads(output)
 
-    assert len(stamps) == 30
-    assert busiest_second(stamps) <= 20
-    assert max(stamps) - min(stamps) >= WINDOW
+    assert len(stamps) == 40
+    assert busiest_second(stamps) <= 20 * 1.05
+    assert average_rate(stamps) >= 0.9 * 20
 
 
-def test_two_redis_limiters_with_one_key_share_one_budget(
+def test_redis_limiters_with_one_key_and_rate_share_one_budget(
     redis_db: redis.Redis, unique_key: str
 ) -> None:
     first = make_rate_limiter(3, REDIS_URL, key=unique_key)
     second = make_rate_limiter(3, REDIS_URL, key=unique_key)
+    other_rate = make_rate_limiter(4, REDIS_URL, key=unique_key)
 
-    taken = [first.try_acquire(), second.try_acquire(), first.try_acquire()]
-
-    assert taken == [True, True, True]
-    assert second.try_acquire() is False
-    assert any(unique_key in key.decode() for key in redis_db.keys("*"))
-
-
-def test_make_rate_limiter_stays_in_process_without_redis(unique_key: str) -> None:
-    first = make_rate_limiter(1, None, key=unique_key)
-    second = make_rate_limiter(1, "", key=unique_key)
-
-    # Each memory limiter has its own budget: share one instance within a process.
     assert first.try_acquire() is True
-    assert second.try_acquire() is True
-    assert first.try_acquire() is False
+    assert second.try_acquire() is False
+    assert other_rate.try_acquire() is True
+
+
+def test_the_redis_key_expires_shortly_after_its_slot_passes(
+    redis_db: redis.Redis, unique_key: str
+) -> None:
+    limiter = make_rate_limiter(2, REDIS_URL, key=unique_key)
+
+    limiter.try_acquire()
+
+    [stored] = redis_db.scan_iter(match=f"*{unique_key}*")
+    assert 0 < redis_db.pttl(stored) <= math.ceil(1000 / (2 * HEADROOM)) + 1000
+
+
+def test_a_redis_slot_beyond_the_timeout_raises_at_once_and_reserves_nothing(
+    redis_db: redis.Redis, unique_key: str
+) -> None:
+    recorded = RecordingSleep()
+    limiter = RateLimiter(0.5, storage_uri=REDIS_URL, key=unique_key, sleep=recorded)
+    interval = 1 / (0.5 * HEADROOM)
+    limiter.acquire()
+
+    with pytest.raises(KitsuRateLimitTimeout):
+        limiter.acquire(timeout=1)
+
+    assert recorded.calls == []
+    limiter.acquire(timeout=3)
+    # Redis' clock moved on a little between the two reservations.
+    [waited] = recorded.calls
+    assert interval - 0.5 < waited <= interval
 
 
 def test_an_unreachable_redis_is_a_typed_error_without_the_password(unique_key: str) -> None:
-    limiter = RateLimiter(10, storage_uri="redis://:pa55word@127.0.0.1:1/0", key=unique_key)
+    limiter = RateLimiter(10, storage_uri=UNREACHABLE_REDIS_URL, key=unique_key)
 
-    with pytest.raises(KitsuRateLimiterUnavailable) as caught:
+    with pytest.raises(KitsuRateLimiterUnavailable) as acquiring:
         limiter.acquire(timeout=1)
+    with pytest.raises(KitsuRateLimiterUnavailable) as trying:
+        limiter.try_acquire()
 
-    assert "pa55word" not in str(caught.value)
-    assert "pa55word" not in repr(limiter)
+    assert acquiring.value.retryable is True
+    assert "pa55word" not in str(acquiring.value)
+    assert "pa55word" not in str(trying.value)
