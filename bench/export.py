@@ -12,7 +12,6 @@ through the watch service (`record_watch_progress`, what the media server calls)
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -23,25 +22,17 @@ from bench.harness import (
     LIBRARY_ROUTE,
     LinkedUser,
     Sandbox,
-    empty_tables,
-    library_size_for,
-    link_users,
-    load_note,
-    machine_description,
+    fully_imported_user,
     markdown_table,
-    prepare_database,
-    running_sandbox,
-    save_results,
-    use_sandbox,
+    run_cases,
+    run_changes_benchmark,
 )
-from kitsu_sync.models import LibraryEntry, SyncOutcome, SyncTrigger, WatchStatus
-from kitsu_sync.sandbox import SandboxConfig
+from kitsu_sync.models import LibraryEntry, SyncTrigger, WatchStatus
 from kitsu_sync.services.sync import push_library_entry, run_sync
 from kitsu_sync.services.watch import record_watch_progress
 
 ENTRIES = 5_000
 CHANGES = (1, 50, 300)
-RATE_LIMIT = 100_000
 WRITE_ROUTE = "PATCH /api/edge/library-entries/:id"
 READ_ONE_ROUTE = "GET /api/edge/library-entries/:id"
 
@@ -83,13 +74,7 @@ def _costs(sandbox: Sandbox, traffic: Any, k: int) -> dict[str, Any]:
 
 
 def benchmark_case(sandbox: Sandbox, changes: int) -> dict[str, Any]:
-    sandbox.control("POST", "reset", {"data": True, "stats": False, "latency": False})
-    empty_tables()
-    user = link_users(sandbox, 1)[0]
-    full = run_sync(user_id=user.user_id, trigger=SyncTrigger.COMMAND, full=True)
-    if full.outcome != SyncOutcome.SUCCESS:
-        raise RuntimeError(f"The full import failed: {full.errors}")
-
+    user = fully_imported_user(sandbox)
     watch_next_episode(user, changes)
     with sandbox.counting() as traffic:
         run = run_sync(user_id=user.user_id, trigger=SyncTrigger.SCHEDULE)
@@ -109,11 +94,7 @@ def run(*, entries: int, changes: list[int], settings: Any = django_settings) ->
     settings.KITSU_SYNC_DIRECTION = "two_way"
     # Watch reports would queue a push task each; here the benchmark runs the pushes itself.
     settings.KITSU_SYNC_ENABLED = False
-    config = SandboxConfig(users=1, entries=library_size_for(entries), login_throttle_limit=0)
-    with running_sandbox(config) as sandbox:
-        use_sandbox(sandbox, rate_limit=RATE_LIMIT, settings=settings)
-        cases = [benchmark_case(sandbox, k) for k in changes]
-    return {"entries": entries, "cases": cases}
+    return run_cases(benchmark_case, entries=entries, changes=changes, settings=settings)
 
 
 def report(results: dict[str, Any]) -> str:
@@ -149,19 +130,8 @@ def report(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--entries", type=int, default=ENTRIES)
-    parser.add_argument("--changes", default=",".join(map(str, CHANGES)))
-    options = parser.parse_args(argv)
-    prepare_database()
-    before = machine_description()
-    results = run(entries=options.entries, changes=[int(k) for k in options.changes.split(",")])
-    after = machine_description()
-    save_results("export", {"machine": before, "machine_after": after, **results})
-    print(f"library of {options.entries:,} anime entries, one user, two-way sync:\n")
-    print(report(results))
-    print(load_note(before, after))
-    return 0
+    heading = "library of {entries:,} anime entries, one user, two-way sync:\n"
+    return run_changes_benchmark(sys.modules[__name__], argv, name="export", heading=heading)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ dispatcher) exactly as a worker or a command would; nothing here special-cases t
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -14,18 +15,16 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import psycopg
-import redis
-import requests
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -42,15 +41,23 @@ from kitsu_sync.models import (
     KitsuSyncState,
     KitsuToken,
     LibraryEntry,
+    SyncOutcome,
     SyncRun,
+    SyncTrigger,
 )
-from kitsu_sync.sandbox import SandboxConfig, SandboxServer, serve_in_thread
+from kitsu_sync.sandbox import SandboxConfig, SandboxServer
+from kitsu_sync.services.sync import run_sync
+from tests.celery_worker import CeleryWorker, celery_worker, current_database_url, wait_for
+from tests.sandbox_handle import SandboxHandle
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "var" / "bench"
 HTTP_TIMEOUT = 60
 # Kitsu's LibraryPaginator maximum (KITSU_API.md 4.3), the page size the import asks for.
 PAGE_SIZE = 500
+# High enough never to pace one user's sync (pacing is the fleet benchmark's subject), while the
+# shared Redis limiter still costs its round trip per request, as in production.
+UNPACED_RATE_LIMIT = 100_000
 LIBRARY_ROUTE = "GET /api/edge/library-entries"
 CONTROL_PREFIX = "/__sandbox"
 # Benchmarks empty their database: only one made for them (or a test database) will do.
@@ -63,16 +70,6 @@ WRITE_STATEMENT = re.compile(r'\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)
 
 def database_name() -> str:
     return str(connection.settings_dict["NAME"])
-
-
-def database_url() -> str:
-    """The URL of the database this process uses, for the processes it starts."""
-    db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
 def _require_scratch_database() -> None:
@@ -233,54 +230,22 @@ class ArrivalLog:
         return self.app(environ, start_response)
 
 
-class Sandbox:
-    """A sandbox served from this process's threads, driven through /__sandbox/ over HTTP."""
+class Sandbox(SandboxHandle):
+    """The handle the tests use, with the arrival of each Kitsu request logged too."""
 
-    def __init__(self, config: SandboxConfig) -> None:
-        self.server: SandboxServer = serve_in_thread(config)
+    def __init__(self, server: SandboxServer) -> None:
+        super().__init__(server, timeout=HTTP_TIMEOUT)
         self.arrivals = ArrivalLog(self.server.server.app)
         self.server.server.app = self.arrivals
-        self.http = requests.Session()
-
-    @property
-    def api_url(self) -> str:
-        return self.server.api_url
-
-    @property
-    def oauth_url(self) -> str:
-        return self.server.oauth_url
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.server.config
-
-    def control(self, method: str, path: str, payload: Any = None) -> Any:
-        response = self.http.request(
-            method,
-            f"{self.server.base_url}/__sandbox/{path}",
-            json=payload,
-            timeout=HTTP_TIMEOUT,
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def stats(self) -> dict[str, Any]:
-        return self.control("GET", "stats")
 
     def request_log(self) -> list[dict[str, Any]]:
         """Every request answered since the stats were cleared: `t` is when the answer left."""
-        return self.control("GET", "requests")
+        return self.requests_log()
 
     def clear_stats(self) -> None:
         keep = ("data", "faults", "throttle", "tokens", "latency")
-        self.control("POST", "reset", {"stats": True, **dict.fromkeys(keep, False)})
+        self.reset(stats=True, **dict.fromkeys(keep, False))
         self.arrivals.times.clear()
-
-    def set_latency(self, ms: float) -> None:
-        self.control("POST", "latency", {"ms": ms})
-
-    def credentials(self) -> list[dict[str, Any]]:
-        return self.control("GET", "users")
 
     @contextmanager
     def counting(self) -> Iterator[Traffic]:
@@ -296,24 +261,21 @@ class Sandbox:
             if count != before["by_route"].get(route, 0)
         }
 
-    def close(self) -> None:
-        self.http.close()
-        self.server.shutdown()
+
+def running_sandbox(config: SandboxConfig) -> AbstractContextManager[Sandbox]:
+    """A sandbox served from this process's threads while the block runs."""
+    return Sandbox.serving(config)
 
 
-@contextmanager
-def running_sandbox(config: SandboxConfig) -> Iterator[Sandbox]:
-    sandbox = Sandbox(config)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+def one_user_library(anime_entries: int) -> SandboxConfig:
+    """A sandbox whose one user has exactly this many anime entries (login throttle off)."""
+    return SandboxConfig(users=1, entries=library_size_for(anime_entries), login_throttle_limit=0)
 
 
 def product_environment(sandbox: Sandbox, *, rate_limit: float) -> dict[str, str]:
     """Settings, as environment variables, that point another process at this sandbox."""
     return {
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": current_database_url(),
         "REDIS_URL": django_settings.REDIS_URL,
         "KITSU_API_URL": sandbox.api_url,
         "KITSU_OAUTH_URL": sandbox.oauth_url,
@@ -349,20 +311,20 @@ def link_users(sandbox: Sandbox, count: int) -> list[LinkedUser]:
     grants (raise the sandbox's login_throttle_limit for more than 15 a minute)."""
     transport = Transport(api_url=sandbox.api_url, oauth_url=sandbox.oauth_url)
     grants = []
-    for credential in sandbox.credentials()[:count]:
+    for credential in sandbox.all_credentials()[:count]:
         token = password_grant(
             transport,
-            username=credential["email"],
-            password=credential["password"],
-            client_id=sandbox.config.client_id,
-            client_secret=sandbox.config.client_secret,
+            username=credential.login,
+            password=credential.password,
+            client_id=sandbox.client_id,
+            client_secret=sandbox.client_secret,
         )
         grants.append((credential, token))
     unusable = make_password(None)
     users = get_user_model().objects.bulk_create(
         get_user_model()(
-            username=f"bench{credential['index']}",
-            email=f"bench{credential['index']}@revenge.test",
+            username=f"bench{credential.index}",
+            email=f"bench{credential.index}@revenge.test",
             password=unusable,
         )
         for credential, _ in grants
@@ -371,8 +333,8 @@ def link_users(sandbox: Sandbox, count: int) -> list[LinkedUser]:
     KitsuToken.objects.bulk_create(
         KitsuToken(
             user=user,
-            kitsu_user_id=credential["user_id"],
-            kitsu_username=credential["slug"],
+            kitsu_user_id=credential.user_id,
+            kitsu_username=credential.slug,
             access_token=token.access_token,
             refresh_token=token.refresh_token or "",
             token_expires_at=token.expires_at or now + timedelta(days=30),
@@ -381,24 +343,12 @@ def link_users(sandbox: Sandbox, count: int) -> list[LinkedUser]:
         for user, (credential, token) in zip(users, grants, strict=True)
     )
     return [
-        LinkedUser(user.pk, credential["user_id"], token.access_token)
+        LinkedUser(user.pk, credential.user_id, token.access_token)
         for user, (credential, token) in zip(users, grants, strict=True)
     ]
 
 
 # --- other processes --------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Timed out after {timeout:.0f} s waiting for {what}.")
-        time.sleep(every)
 
 
 def run_measurement(module: str, arguments: Sequence[str], environment: dict[str, str]) -> Any:
@@ -470,17 +420,12 @@ def machine_cpu_seconds() -> tuple[float, float]:
 class CeleryWorkers:
     """A `celery worker` (prefork) consuming its own queue on the Redis broker."""
 
-    def __init__(self, process: subprocess.Popen[bytes], queue: str, log: Path) -> None:
-        self.process = process
-        self.queue = queue
-        self.log = log
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
+    def __init__(self, worker: CeleryWorker) -> None:
+        self.worker = worker
 
     def pids(self) -> list[int]:
         """The main process and its pool processes."""
-        return [self.process.pid, *children_of(self.process.pid)]
+        return [self.worker.process.pid, *children_of(self.worker.process.pid)]
 
     def cpu_seconds(self) -> float:
         total = 0.0
@@ -499,84 +444,24 @@ def exit_cleanly_on_sigterm() -> None:
 
 
 @contextmanager
-def routed_to(queue: str) -> Iterator[None]:
-    """Send this process's tasks to `queue` (Celery caches its queue setup: reset it)."""
-    from revenge_site.celery import app
-
-    def reset() -> None:
-        for cached in ("queues", "default_queue", "router"):
-            app.amqp.__dict__.pop(cached, None)
-
-    previous = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    reset()
-    try:
-        yield
-    finally:
-        app.conf.task_default_queue = previous
-        reset()
-
-
-@contextmanager
 def celery_workers(
     environment: dict[str, str], *, processes: int = 2, log_dir: Path
 ) -> Iterator[CeleryWorkers]:
     """`celery -A revenge_site worker --concurrency N` as deployed (docker-compose.yml), on
     a fresh queue that this process's tasks are routed to while it runs."""
-    queue = f"kitsu-bench-{uuid.uuid4().hex[:12]}"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{queue}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "revenge_site",
-        "worker",
-        "--queues",
-        queue,
-        "--hostname",
-        f"{queue}@%h",
-        "--concurrency",
-        str(processes),
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--loglevel",
-        "INFO",
-    ]
-    env = {**os.environ, **environment, "CELERY_TASK_DEFAULT_QUEUE": queue}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    workers = CeleryWorkers(process, queue, log)
-    try:
+    with celery_worker(
+        log_dir=log_dir,
+        environment=environment,
+        pool="prefork",
+        concurrency=processes,
+        queue_prefix="kitsu-bench",
+    ) as worker:
         wait_for(
-            lambda: " ready." in workers.log_text() or process.poll() is not None,
-            timeout=60,
-            what="the Celery worker to start",
-        )
-        if process.poll() is not None:
-            raise RuntimeError(f"The Celery worker exited:\n{workers.log_text()[-4000:]}")
-        wait_for(
-            lambda: len(children_of(process.pid)) >= processes,
+            lambda: len(children_of(worker.process.pid)) >= processes,
             timeout=30,
             what="the worker's pool processes",
         )
-        with routed_to(queue):
-            yield workers
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        # The queue, and the exchange bindings kombu keeps beside it (same name).
-        redis.Redis.from_url(environment["REDIS_URL"]).delete(
-            queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"
-        )
+        yield CeleryWorkers(worker)
 
 
 # --- reporting --------------------------------------------------------------------------------
@@ -615,3 +500,55 @@ def load_note(before: dict[str, Any], after: dict[str, Any]) -> str:
         f"load average (1 min) {before['load_average'][0]:.2f} before, "
         f"{after['load_average'][0]:.2f} after, on {before['cpus']} CPUs"
     )
+
+
+# --- k changes to one user's library (bench.incremental, bench.export) ---------------------------
+
+
+def fully_imported_user(sandbox: Sandbox) -> LinkedUser:
+    """Start over: the sandbox's seeded data, an empty database, and its one user linked and
+    imported in full."""
+    sandbox.reset(data=True, stats=False, latency=False)
+    empty_tables()
+    user = link_users(sandbox, 1)[0]
+    full = run_sync(user_id=user.user_id, trigger=SyncTrigger.COMMAND, full=True)
+    if full.outcome != SyncOutcome.SUCCESS:
+        raise RuntimeError(f"The full import failed: {full.errors}")
+    return user
+
+
+def run_cases(
+    benchmark_case: Callable[[Sandbox, int], dict[str, Any]],
+    *,
+    entries: int,
+    changes: Sequence[int],
+    settings: Any = django_settings,
+) -> dict[str, Any]:
+    """`benchmark_case(sandbox, k)` for each k, on one sandbox whose user has `entries` anime
+    entries; `settings`: where to point the product (pytest's `settings` fixture in tests)."""
+    with running_sandbox(one_user_library(entries)) as sandbox:
+        use_sandbox(sandbox, rate_limit=UNPACED_RATE_LIMIT, settings=settings)
+        cases = [benchmark_case(sandbox, k) for k in changes]
+    return {"entries": entries, "cases": cases}
+
+
+def run_changes_benchmark(
+    benchmark: ModuleType, argv: list[str] | None, *, name: str, heading: str
+) -> int:
+    """The command line of a benchmark of k changes, from its module's docstring, ENTRIES,
+    CHANGES, run() and report(): `--entries N --changes k1,k2`; prints `heading` (formatted
+    with `entries`) and the table, and saves the figures as `name`."""
+    parser = argparse.ArgumentParser(description=benchmark.__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=benchmark.ENTRIES)
+    parser.add_argument("--changes", default=",".join(map(str, benchmark.CHANGES)))
+    options = parser.parse_args(argv)
+    prepare_database()
+    before = machine_description()
+    changes = [int(k) for k in options.changes.split(",")]
+    results = benchmark.run(entries=options.entries, changes=changes)
+    after = machine_description()
+    save_results(name, {"machine": before, "machine_after": after, **results})
+    print(heading.format(entries=options.entries))
+    print(benchmark.report(results))
+    print(load_note(before, after))
+    return 0

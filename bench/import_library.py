@@ -30,14 +30,15 @@ from django.db import connection
 from bench.harness import (
     LIBRARY_ROUTE,
     PAGE_SIZE,
+    UNPACED_RATE_LIMIT,
     Sandbox,
     counting_sql,
     empty_tables,
-    library_size_for,
     link_users,
     load_note,
     machine_description,
     markdown_table,
+    one_user_library,
     peak_rss_mb,
     prepare_database,
     product_environment,
@@ -47,13 +48,9 @@ from bench.harness import (
 )
 from kitsu_sync.models import SyncOutcome, SyncTrigger
 from kitsu_sync.runtime import startup_objects_frozen
-from kitsu_sync.sandbox import SandboxConfig
 from kitsu_sync.services.sync import run_sync
 
 SIZES = (1_000, 10_000, 50_000)
-# High enough never to pace one import (pacing is the fleet benchmark's subject), but the
-# shared Redis limiter still costs its round trip per request, as in production.
-IMPORT_RATE_LIMIT = 100_000
 TOKEN_VARIABLE = "BENCH_KITSU_TOKEN"  # noqa: S105 - a variable name, not a token
 # How the measurements run themselves in a fresh process (`python -m`).
 MODULE = "bench.import_library"
@@ -194,10 +191,9 @@ def benchmark_latencies(
     """Baseline and import of one library size at each sandbox latency, each the fastest of
     `repeat` runs. The latencies take turns within each repeat, so that a change in the
     machine's load falls on all of them alike."""
-    config = SandboxConfig(users=1, entries=library_size_for(anime_entries), login_throttle_limit=0)
     pairs: dict[float, list[tuple[dict, dict]]] = {latency: [] for latency in latencies_ms}
-    with running_sandbox(config) as sandbox:
-        environment = product_environment(sandbox, rate_limit=IMPORT_RATE_LIMIT)
+    with running_sandbox(one_user_library(anime_entries)) as sandbox:
+        environment = product_environment(sandbox, rate_limit=UNPACED_RATE_LIMIT)
         for attempt in range(repeat):
             for latency in latencies_ms:
                 sandbox.set_latency(latency)

@@ -12,7 +12,6 @@ bookkeeping (its SyncRun and KitsuSyncState rows) is reported apart from the lib
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -27,32 +26,16 @@ from bench.harness import (
     LinkedUser,
     Sandbox,
     counting_sql,
-    empty_tables,
-    library_size_for,
-    link_users,
-    load_note,
-    machine_description,
+    fully_imported_user,
     markdown_table,
-    prepare_database,
-    running_sandbox,
-    save_results,
-    use_sandbox,
+    run_cases,
+    run_changes_benchmark,
 )
-from kitsu_sync.models import (
-    Anime,
-    KitsuSyncState,
-    LibraryEntry,
-    SyncOutcome,
-    SyncRun,
-    SyncTrigger,
-)
-from kitsu_sync.sandbox import SandboxConfig
+from kitsu_sync.models import Anime, KitsuSyncState, LibraryEntry, SyncRun, SyncTrigger
 from kitsu_sync.services.sync import run_sync
 
 ENTRIES = 10_000
 CHANGES = (1, 100, 1_000)
-# Pacing is the fleet benchmark's subject; here the limiter only costs its Redis round trip.
-RATE_LIMIT = 100_000
 LIBRARY_TABLES = (LibraryEntry._meta.db_table, Anime._meta.db_table)
 BOOKKEEPING_TABLES = (SyncRun._meta.db_table, KitsuSyncState._meta.db_table)
 
@@ -114,12 +97,7 @@ def measure_sync(sandbox: Sandbox, user: LinkedUser) -> dict[str, Any]:
 
 def benchmark_case(sandbox: Sandbox, changes: int) -> dict[str, Any]:
     """A fresh full import, then k changes on Kitsu, then the incremental sync."""
-    sandbox.control("POST", "reset", {"data": True, "stats": False, "latency": False})
-    empty_tables()
-    user = link_users(sandbox, 1)[0]
-    full = run_sync(user_id=user.user_id, trigger=SyncTrigger.COMMAND, full=True)
-    if full.outcome != SyncOutcome.SUCCESS:
-        raise RuntimeError(f"The full import failed: {full.errors}")
+    user = fully_imported_user(sandbox)
     changed: list[int] = []
     if changes:
         entry_ids = list(
@@ -141,11 +119,7 @@ def benchmark_case(sandbox: Sandbox, changes: int) -> dict[str, Any]:
 
 def run(*, entries: int, changes: list[int], settings: Any = django_settings) -> dict[str, Any]:
     """`settings`: where to point the Kitsu client (pytest's `settings` fixture in tests)."""
-    config = SandboxConfig(users=1, entries=library_size_for(entries), login_throttle_limit=0)
-    with running_sandbox(config) as sandbox:
-        use_sandbox(sandbox, rate_limit=RATE_LIMIT, settings=settings)
-        cases = [benchmark_case(sandbox, k) for k in (0, *changes)]
-    return {"entries": entries, "cases": cases}
+    return run_cases(benchmark_case, entries=entries, changes=(0, *changes), settings=settings)
 
 
 def report(results: dict[str, Any]) -> str:
@@ -181,19 +155,8 @@ def report(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--entries", type=int, default=ENTRIES)
-    parser.add_argument("--changes", default=",".join(map(str, CHANGES)))
-    options = parser.parse_args(argv)
-    prepare_database()
-    before = machine_description()
-    results = run(entries=options.entries, changes=[int(k) for k in options.changes.split(",")])
-    after = machine_description()
-    save_results("incremental", {"machine": before, "machine_after": after, **results})
-    print(f"library of {options.entries:,} anime entries, one user; an incremental sync:\n")
-    print(report(results))
-    print(load_note(before, after))
-    return 0
+    heading = "library of {entries:,} anime entries, one user; an incremental sync:\n"
+    return run_changes_benchmark(sys.modules[__name__], argv, name="incremental", heading=heading)
 
 
 if __name__ == "__main__":

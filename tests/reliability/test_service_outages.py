@@ -15,7 +15,7 @@ from kombu.exceptions import OperationalError
 from kitsu_sync import tasks
 from kitsu_sync.models import KitsuSyncState, SyncOutcome, SyncRun, SyncStatus, SyncTrigger
 from kitsu_sync.services.sync import ABANDONED_RUN, request_sync, run_sync
-from tests.celery_worker import database_url_of_tests, routed_to, wait_for
+from tests.celery_worker import current_database_url, routed_to, wait_for
 from tests.reliability.conftest import (
     Baseline,
     assert_in_step_with_kitsu,
@@ -173,7 +173,7 @@ def test_postgresql_refusing_connections_fails_syncs_cleanly_and_they_are_retrie
     baselines = [Baseline.of(user) for user in users]
     sandbox.set_latency(LATENCY_MS)
     queue = unique_queue()
-    database_url = database_url_of_tests().replace(
+    database_url = current_database_url().replace(
         "@127.0.0.1:5432/", f"@127.0.0.1:{postgres_proxy.port}/"
     )
     assert str(postgres_proxy.port) in database_url

@@ -34,7 +34,7 @@ from kitsu_sync.models import (
 )
 from kitsu_sync.services.session import describe_kitsu_error
 from tests import link_fixtures
-from tests.test_views import add_entries, linked
+from tests.test_views import DASHBOARD, LIBRARY, LINK, SYNC, UNLINK, add_entries, linked
 
 kitsu_settings = link_fixtures.kitsu_settings
 make_user = link_fixtures.make_user
@@ -42,11 +42,6 @@ sync_requests = link_fixtures.sync_requests
 
 pytestmark = pytest.mark.django_db
 
-DASHBOARD = reverse("kitsu_sync:dashboard")
-LINK = reverse("kitsu_sync:link_password")
-SYNC = reverse("kitsu_sync:sync_now")
-UNLINK = reverse("kitsu_sync:unlink")
-LIBRARY = reverse("kitsu_sync:library")
 CSRF_FAILURE = "CSRF verification failed"
 
 
