@@ -19,7 +19,7 @@ from kitsu_sync.sandbox.query import (
     JSONAPI_MEDIA_TYPE,
     ApiError,
     Query,
-    encode_json,
+    encode_document,
     in_range,
     internal_server_error,
     invalid_field_value,
@@ -58,6 +58,7 @@ from kitsu_sync.sandbox.resources import (
     validate_include,
 )
 from kitsu_sync.sandbox.store import (
+    LibraryView,
     SandboxStore,
     ValidationFailed,
     entry_visible,
@@ -140,6 +141,13 @@ MEDIA_SORTS = {
     "totalLength": lambda m: getattr(m, "total_length", None),
     "chapterCount": lambda m: getattr(m, "chapter_count", None),
     "nextRelease": lambda m: getattr(m, "next_release", None),
+}
+MAPPING_SORTS = {"id": lambda m: m.id}
+USER_SORTS = {
+    "id": lambda u: u.id,
+    "createdAt": lambda u: u.created_at,
+    "name": lambda u: u.name,
+    "slug": lambda u: u.slug,
 }
 ENTRY_FILTERS = (
     "id",
@@ -288,7 +296,7 @@ class EdgeApi:
         query = self.query(request, type_name, allowed_filters=MEDIA_FILTERS, sortable=MEDIA_SORTS)
         records = self.filter_media(query, [m for m in catalog if media_visible(m, viewer)])
         if query.sort:
-            records = sort_records(records, query.sort, lambda m, n: MEDIA_SORTS[n](m))
+            records = sort_records(records, query.sort, MEDIA_SORTS)
         elif query.has_filter("text"):
             # Search results default to relevance; titles weigh more than the description.
             terms = query.filters["text"].casefold().split()
@@ -441,7 +449,7 @@ class EdgeApi:
             request,
             "mappings",
             allowed_filters=("external_site", "external_id", "item_id", "item_type"),
-            sortable=("id",),
+            sortable=MAPPING_SORTS,
         )
         sites = query.filter_values("external_site")
         external_ids = query.filter_values("external_id")
@@ -471,7 +479,7 @@ class EdgeApi:
             found = []
         found = sorted({m.id: m for m in found}.values(), key=lambda m: m.id)
         if query.sort:
-            found = sort_records(found, query.sort, lambda m, n: m.id)
+            found = sort_records(found, query.sort, MAPPING_SORTS)
         return self.collection(request, viewer, query, found)
 
     def genres_index(self, request: Request, viewer: User | None) -> Response:
@@ -502,7 +510,7 @@ class EdgeApi:
             request,
             "users",
             allowed_filters=("self", "slug", "name", "query"),
-            sortable=("id", "createdAt", "name", "slug"),
+            sortable=USER_SORTS,
         )
         records = list(self.store.users)
         if query.has_filter("self"):
@@ -518,7 +526,7 @@ class EdgeApi:
             text = query.filters["query"].casefold()
             records = [u for u in records if text in u.name.casefold() or text in u.slug]
         if query.sort:
-            records = sort_records(records, query.sort, _user_sort_key)
+            records = sort_records(records, query.sort, USER_SORTS)
         return self.collection(request, viewer, query, records)
 
     def trending(self, request: Request, viewer: User | None, namespace: str) -> Response:
@@ -551,19 +559,35 @@ class EdgeApi:
             sortable=self.entry_sorts,
             max_limit=500,
         )
-        store = self.store
         user_ids = None
         if query.has_filter("user_id"):
             user_ids = [ruby_to_i(v) for v in query.filter_values("user_id") or []]
-        entries = [e for e in store.library(user_ids) if entry_visible(e, viewer)]
+        # Pages of one listing share it: only the first request filters and sorts the library.
+        key = (
+            None if user_ids is None else tuple(user_ids),
+            None if viewer is None else (viewer.id, viewer.sfw_filter),
+            tuple(sorted(query.filters.items())),
+            tuple(query.sort),
+        )
+        view = self.store.library_view(
+            key, user_ids, lambda: self.library_listing(query, viewer, user_ids)
+        )
+        return self.collection(
+            request, viewer, query, view.entries, meta={"statusCounts": view.status_counts}
+        )
+
+    def library_listing(
+        self, query: Query, viewer: User | None, user_ids: list[int] | None
+    ) -> LibraryView:
+        entries = [e for e in self.store.library(user_ids) if entry_visible(e, viewer)]
         entries = self.filter_entries(query, entries)
         counts = status_counts(entries)
         if query.has_filter("status"):
             statuses = set(query.filter_values("status") or [])
             entries = [e for e in entries if e.status in statuses]
         if query.sort:
-            entries = sort_records(entries, query.sort, lambda e, n: self.entry_sorts[n](e))
-        return self.collection(request, viewer, query, entries, meta={"statusCounts": counts})
+            entries = sort_records(entries, query.sort, self.entry_sorts)
+        return LibraryView(entries, counts)
 
     def filter_entries(self, query: Query, entries: list[LibraryEntry]) -> list[LibraryEntry]:
         store = self.store
@@ -709,13 +733,9 @@ def _visible(record: Any, viewer: User | None) -> bool:
     return True
 
 
-def _user_sort_key(user: User, name: str) -> Any:
-    return {"id": user.id, "createdAt": user.created_at, "name": user.name, "slug": user.slug}[name]
-
-
 def respond(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        encode_json(payload), status=status, headers=headers, content_type=JSONAPI_MEDIA_TYPE
+        encode_document(payload), status=status, headers=headers, content_type=JSONAPI_MEDIA_TYPE
     )
 
 

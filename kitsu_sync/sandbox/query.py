@@ -283,15 +283,18 @@ def in_range(value: float | None, bounds: tuple[float | None, float | None, bool
 
 
 def sort_records(
-    records: list[Any], criteria: Sequence[tuple[str, bool]], key_for: Callable[[Any, str], Any]
+    records: list[Any],
+    criteria: Sequence[tuple[str, bool]],
+    keys: Mapping[str, Callable[[Any], Any]],
 ) -> list[Any]:
     """Stable multi-key sort; nulls always last, in either direction."""
     ordered = list(records)
     for name, descending in reversed(criteria):
-        present = [r for r in ordered if key_for(r, name) is not None]
-        missing = [r for r in ordered if key_for(r, name) is None]
-        present.sort(key=lambda r, n=name: key_for(r, n), reverse=descending)
-        ordered = present + missing
+        values = list(map(keys[name], ordered))
+        present = [i for i, value in enumerate(values) if value is not None]
+        present.sort(key=values.__getitem__, reverse=descending)
+        missing = [r for r, value in zip(ordered, values, strict=True) if value is None]
+        ordered = [ordered[i] for i in present] + missing
     return ordered
 
 
@@ -306,6 +309,10 @@ _RAILS_ESCAPES = (
 )
 
 
+class RawJson(bytes):
+    """JSON already encoded by `encode_json` (Rails escapes included), spliced in as it is."""
+
+
 def encode_json(payload: Any) -> bytes:
     """Rails' JSON: UTF-8 as is, but &, <, > (and U+2028/9) escaped."""
     body = _ENCODER.encode(payload).encode("utf-8")
@@ -313,3 +320,27 @@ def encode_json(payload: Any) -> bytes:
         if raw in body:
             body = body.replace(raw, escaped)
     return body
+
+
+def _spliced(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(isinstance(item, RawJson) for item in value)
+    return isinstance(value, RawJson)
+
+
+def _encode_member(value: Any) -> bytes:
+    if isinstance(value, RawJson):
+        return value
+    if _spliced(value):
+        items = (item if isinstance(item, RawJson) else encode_json(item) for item in value)
+        return b"[" + b",".join(items) + b"]"
+    return encode_json(value)
+
+
+def encode_document(payload: Any) -> bytes:
+    """`encode_json`, where a top-level object's values, or the items of its list values, may
+    be `RawJson`: the escapes work character by character, so splicing gives the same bytes."""
+    if isinstance(payload, dict) and any(_spliced(value) for value in payload.values()):
+        members = (encode_json(k) + b":" + _encode_member(v) for k, v in payload.items())
+        return b"{" + b",".join(members) + b"}"
+    return encode_json(payload)

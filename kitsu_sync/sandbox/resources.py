@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from kitsu_sync.sandbox.query import jr_error
+from kitsu_sync.sandbox.query import RawJson, encode_json, jr_error
 from kitsu_sync.sandbox.records import (
     STATUS_COUNT_KEYS,
     Anime,
@@ -341,12 +341,8 @@ def rating_frequencies(media: Media) -> dict[str, str]:
     return counts
 
 
-def media_attributes(store: SandboxStore, media: Media) -> dict[str, Any]:
-    """Attributes of an anime or manga; cached, since the catalog never changes."""
-    key = (media.kind, media.id)
-    cached = store.attribute_cache.get(key)
-    if cached is not None:
-        return cached
+def media_attributes(media: Media) -> dict[str, Any]:
+    """Attributes of an anime or manga."""
     old_style = media.landmark is not None
     description = media.description
     attributes: dict[str, Any] = {
@@ -392,9 +388,6 @@ def media_attributes(store: SandboxStore, media: Media) -> dict[str, Any]:
             serialization=media.serialization,
             mangaType=media.subtype,
         )
-    if len(store.attribute_cache) > 20_000:
-        store.attribute_cache.clear()
-    store.attribute_cache[key] = attributes
     return attributes
 
 
@@ -490,7 +483,7 @@ def user_attributes(store: SandboxStore, user: User, viewer: User | None) -> dic
 
 def attributes_of(store: SandboxStore, record: Any, viewer: User | None) -> dict[str, Any]:
     if isinstance(record, Media):
-        return media_attributes(store, record)
+        return media_attributes(record)
     if isinstance(record, LibraryEntry):
         return entry_attributes(record)
     if isinstance(record, Mapping):
@@ -560,8 +553,47 @@ def identifier(record: Any) -> dict[str, str]:
     return {"type": kind_of(record).type, "id": str(record.id)}
 
 
+def cached_attributes_json(store: SandboxStore, record: Any) -> bytes:
+    """The encoded attributes of a read-only record (anime, manga, mapping, genre, category).
+
+    The catalog never changes, and its attributes are most of a library page's bytes and time.
+    """
+    key = (type(record), record.id)
+    cached = store.attribute_json.get(key)
+    if cached is None:
+        cached = encode_json(attributes_of(store, record, None))
+        store.cache_attribute_json(key, cached)
+    return cached
+
+
+def _links_parts(name: str, dashed: str) -> tuple[bytes, ...]:
+    """A relationship's links object, split where the resource URL goes (for `url.join`)."""
+    return (
+        f'"{name}":{{"links":{{"self":"'.encode(),
+        f'/relationships/{dashed}","related":"'.encode(),
+        f'/{dashed}"}}'.encode(),
+    )
+
+
+# Per type: each relationship's links parts, and all of them at once (no linkage, no fields).
+LINKS_PARTS = {
+    type_name: tuple((name, _links_parts(name, dashed)) for name, dashed in links)
+    for type_name, links in RELATIONSHIP_LINKS.items()
+}
+ALL_LINKS_PARTS = {
+    type_name: (b"{" + b",".join(b"\0".join(parts) + b"}" for _, parts in links) + b"}").split(
+        b"\0"
+    )
+    for type_name, links in LINKS_PARTS.items()
+}
+
+
 class DocumentBuilder:
-    """Builds the primary data of one response and collects its `included` resources."""
+    """Builds the primary data of one response and collects its `included` resources.
+
+    Resources come out encoded (`RawJson`): an included resource is encoded once the whole
+    include tree is walked, with the linkage of every path that reached it.
+    """
 
     def __init__(
         self,
@@ -575,25 +607,27 @@ class DocumentBuilder:
         self.viewer = viewer
         self.fields = fields or {}
         self.primary: set[tuple[str, str]] = set()
-        self._owned: set[int] = set()
         # JR groups `included` by type, in the order each type was first met.
-        self.included: dict[str, dict[str, dict[str, Any]]] = {}
+        self.included: dict[str, dict[str, tuple[Any, dict[str, Any]]]] = {}
+        self._base_json = encode_json(base)[1:-1]
 
-    def resource(self, record: Any, include: dict[str, Any] | None = None) -> dict[str, Any]:
+    def resource(self, record: Any, include: dict[str, Any] | None = None) -> RawJson:
         kind = kind_of(record)
         self.primary.add((kind.type, str(record.id)))
-        obj = self._build(kind, record)
-        if include:
-            self._expand(kind, record, obj, include)
-        return obj
+        linkage = self._expand(kind, record, include) if include else {}
+        return self._encode(kind, record, linkage)
 
     def resources(self, records: list[Any], include: dict[str, Any] | None = None) -> list:
         for record in records:
             self.primary.add((kind_of(record).type, str(record.id)))
         return [self.resource(record, include) for record in records]
 
-    def included_list(self) -> list[dict[str, Any]]:
-        return [obj for by_id in self.included.values() for obj in by_id.values()]
+    def included_list(self) -> list[RawJson]:
+        return [
+            self._encode(KINDS[type_name], record, linkage)
+            for type_name, by_id in self.included.items()
+            for record, linkage in by_id.values()
+        ]
 
     def document(self, data: Any, **extra: Any) -> dict[str, Any]:
         document: dict[str, Any] = {"data": data}
@@ -603,73 +637,52 @@ class DocumentBuilder:
         document.update(extra)
         return document
 
-    def _build(self, kind: ResourceKind, record: Any) -> dict[str, Any]:
-        record_id = str(record.id)
-        url = f"{self.base}/{kind.path}/{record_id}"
-        attributes = attributes_of(self.store, record, self.viewer)
+    def _encode(self, kind: ResourceKind, record: Any, linkage: dict[str, Any]) -> RawJson:
+        """`{"id","type","links","attributes","relationships"}`, as json.dumps would write it."""
+        record_id = str(record.id).encode()
+        url = b"%s/%s/%s" % (self._base_json, kind.path.encode(), record_id)
         wanted = self.fields.get(kind.type)
-        if wanted is None:
-            relationships = self._relationship_links(kind, url)
+        if wanted is None and kind.type in READ_ONLY_TYPES:
+            attributes = cached_attributes_json(self.store, record)
         else:
-            relationships = {
-                name: links
-                for name, links in self._relationship_links(kind, url).items()
-                if name in wanted
-            }
-            attributes = {k: v for k, v in attributes.items() if k in wanted}
-        return {
-            "id": record_id,
-            "type": kind.type,
-            "links": {"self": url},
-            "attributes": attributes,
-            "relationships": relationships,
-        }
+            values = attributes_of(self.store, record, self.viewer)
+            if wanted is not None:
+                values = {k: v for k, v in values.items() if k in wanted}
+            attributes = encode_json(values)
+        if wanted is None and not linkage:
+            relationships = url.join(ALL_LINKS_PARTS[kind.type])
+        else:
+            members = []
+            for name, parts in LINKS_PARTS[kind.type]:
+                if wanted is not None and name not in wanted:
+                    continue
+                links = url.join(parts)
+                if name in linkage:
+                    members.append(links + b',"data":' + encode_json(linkage[name]) + b"}")
+                else:
+                    members.append(links + b"}")
+            relationships = b"{" + b",".join(members) + b"}"
+        return RawJson(
+            b'{"id":"%s","type":"%s","links":{"self":"%s"},"attributes":%s,"relationships":%s}'
+            % (record_id, kind.type.encode(), url, attributes, relationships)
+        )
 
-    def _relationship_links(self, kind: ResourceKind, url: str) -> dict[str, Any]:
-        """Relationship objects (links only) of one resource; shared until one gets `data`.
-
-        Read-only records get the same URLs on every request, so they are cached; a 500-entry
-        page with its anime carries about 10,000 of these.
-        """
-        cache = self.store.link_cache
-        cached = cache.get(url)
-        if cached is not None:
-            return cached
-        relationships = {
-            name: {"links": {"self": f"{url}/relationships/{dashed}", "related": f"{url}/{dashed}"}}
-            for name, dashed in RELATIONSHIP_LINKS[kind.type]
-        }
-        if kind.type in READ_ONLY_TYPES:
-            if len(cache) > 20_000:
-                cache.clear()
-            cache[url] = relationships
-        return relationships
-
-    def _set_linkage(self, obj: dict[str, Any], name: str, data: Any) -> None:
-        relationships = obj["relationships"]
-        if name not in relationships:
-            return
-        if id(obj) not in self._owned:
-            # Copy before writing: the links objects may be shared through the cache.
-            relationships = obj["relationships"] = dict(relationships)
-            self._owned.add(id(obj))
-        relationships[name] = {"links": relationships[name]["links"], "data": data}
-
-    def _expand(
-        self, kind: ResourceKind, record: Any, obj: dict[str, Any], include: dict[str, Any]
-    ) -> None:
+    def _expand(self, kind: ResourceKind, record: Any, include: dict[str, Any]) -> dict[str, Any]:
+        """Include what `include` names below `record`; returns the linkage it gets."""
+        linkage: dict[str, Any] = {}
         for name, subtree in include.items():
             if name not in kind.relationships:
                 continue
             target = related(self.store, record, name, self.viewer)
             if isinstance(target, list):
-                self._set_linkage(obj, name, [identifier(t) for t in target])
+                linkage[name] = [identifier(t) for t in target]
                 for item in target:
                     self._include(item, subtree)
             else:
-                self._set_linkage(obj, name, None if target is None else identifier(target))
+                linkage[name] = None if target is None else identifier(target)
                 if target is not None:
                     self._include(target, subtree)
+        return linkage
 
     def _include(self, record: Any, include: dict[str, Any]) -> None:
         if not visible(record, self.viewer):
@@ -679,11 +692,11 @@ class DocumentBuilder:
         if (kind.type, key) in self.primary:
             return
         by_id = self.included.setdefault(kind.type, {})
-        obj = by_id.get(key)
-        if obj is None:
-            obj = by_id[key] = self._build(kind, record)
+        found = by_id.get(key)
+        if found is None:
+            found = by_id[key] = (record, {})
         if include:
-            self._expand(kind, record, obj, include)
+            found[1].update(self._expand(kind, record, include))
 
 
 def status_counts(entries: list[LibraryEntry]) -> dict[str, int]:

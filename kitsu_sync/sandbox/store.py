@@ -1,13 +1,17 @@
 """The sandbox's state: seeded data, OAuth state, traffic, faults; and Kitsu's write rules.
 
-One re-entrant lock guards the data. Library-entry writes follow KS `LibraryEntry`:
-validations first, then the before_save side effects (KITSU_API.md section 3.2).
+One re-entrant lock guards the data and its caches: library listings by query (each write
+forgets its user's) and encoded catalog attributes. Change entries through the write methods
+only, or cached listings go stale. Library-entry writes follow KS `LibraryEntry`: validations
+first, then the before_save side effects (KITSU_API.md section 3.2).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from kitsu_sync.sandbox.config import SandboxConfig
@@ -48,6 +52,21 @@ def entry_visible(entry: LibraryEntry, viewer: User | None) -> bool:
     return not entry.nsfw or (viewer is not None and not viewer.sfw_filter)
 
 
+# Bounds of the caches: listings (by count and by entries held) and encoded attributes.
+LIBRARY_VIEW_LIMIT = 512
+LIBRARY_VIEW_ENTRY_LIMIT = 2_000_000
+ATTRIBUTE_JSON_LIMIT = 128 * 1024 * 1024
+
+
+@dataclass
+class LibraryView:
+    """A library listing as /library-entries answers it, before pagination."""
+
+    entries: list[LibraryEntry]
+    status_counts: dict[str, int]
+    user_ids: frozenset[int] | None = None
+
+
 class SandboxStore:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -56,10 +75,12 @@ class SandboxStore:
         self.log = RequestLog(config.request_log_size)
         self.faults = FaultInjector(config.faults)
         self.latency_ms = config.latency_ms
-        # Serialised attributes of read-only records (anime, manga), keyed by (type, id).
-        self.attribute_cache: dict[tuple[str, int], dict[str, Any]] = {}
-        # Relationship links of read-only records, keyed by the resource URL.
-        self.link_cache: dict[str, dict[str, Any]] = {}
+        # Encoded attributes of read-only records (anime, manga, mappings...), by (class, id).
+        self.attribute_json: dict[tuple[type, int], bytes] = {}
+        self.attribute_json_bytes = 0
+        # Filtered, sorted library listings by query (see `library_view`), least recent first.
+        self.library_views: OrderedDict[Hashable, LibraryView] = OrderedDict()
+        self.library_view_size = 0
         self.load()
 
     # --- state -------------------------------------------------------------------------------
@@ -79,6 +100,10 @@ class SandboxStore:
                 self.entries_by_user[entry.user_id].append(entry)
             self.next_entry_id = max(self.entries, default=35_000_000) + 1
             self.dirty = False
+            self.attribute_json.clear()
+            self.attribute_json_bytes = 0
+            self.library_views.clear()
+            self.library_view_size = 0
 
     def reset(
         self,
@@ -166,6 +191,49 @@ class SandboxStore:
             found.sort(key=lambda e: e.id)
         return found
 
+    def library_view(
+        self, key: Hashable, user_ids: list[int] | None, compute: Callable[[], LibraryView]
+    ) -> LibraryView:
+        """The listing for `key`, computed once and kept until a write touches its users.
+
+        `key` must capture everything the listing depends on besides the entries of
+        `user_ids` (all users for None): viewer, filters and sort.
+        """
+        with self.lock:
+            view = self.library_views.get(key)
+            if view is not None:
+                self.library_views.move_to_end(key)
+                return view
+            view = compute()
+            view.user_ids = None if user_ids is None else frozenset(user_ids)
+            self.library_views[key] = view
+            self.library_view_size += len(view.entries)
+            while self.library_views and (
+                len(self.library_views) > LIBRARY_VIEW_LIMIT
+                or self.library_view_size > LIBRARY_VIEW_ENTRY_LIMIT
+            ):
+                _, dropped = self.library_views.popitem(last=False)
+                self.library_view_size -= len(dropped.entries)
+            return view
+
+    def library_changed(self, user_id: int) -> None:
+        """Forget the listings that hold this user's entries (call with the lock held)."""
+        stale = [
+            key
+            for key, view in self.library_views.items()
+            if view.user_ids is None or user_id in view.user_ids
+        ]
+        for key in stale:
+            self.library_view_size -= len(self.library_views.pop(key).entries)
+
+    def cache_attribute_json(self, key: tuple[type, int], encoded: bytes) -> None:
+        with self.lock:
+            if self.attribute_json_bytes + len(encoded) > ATTRIBUTE_JSON_LIMIT:
+                self.attribute_json.clear()
+                self.attribute_json_bytes = 0
+            self.attribute_json[key] = encoded
+            self.attribute_json_bytes += len(encoded)
+
     def mapping_by_id(self, mapping_id: int) -> Mapping | None:
         anime = self.anime_by_id((mapping_id - 1) // len(MAPPING_SITES) + 1)
         if anime is None or mapping_id < 1:
@@ -236,6 +304,7 @@ class SandboxStore:
             entry.created_at = entry.updated_at = now
             self.entries[entry.id] = entry
             self.entries_by_user.setdefault(user.id, []).append(entry)
+            self.library_changed(user.id)
             self.dirty = True
             return entry
 
@@ -251,6 +320,7 @@ class SandboxStore:
             draft.updated_at = now
             for name in LibraryEntry.__slots__:
                 setattr(entry, name, getattr(draft, name))
+            self.library_changed(entry.user_id)
             self.dirty = True
             return entry
 
@@ -260,6 +330,7 @@ class SandboxStore:
             library = self.entries_by_user.get(entry.user_id, [])
             if entry in library:
                 library.remove(entry)
+            self.library_changed(entry.user_id)
             self.dirty = True
 
     def progress_cap(self, media: Media) -> tuple[int, str]:
