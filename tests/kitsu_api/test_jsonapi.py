@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -7,8 +9,51 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kitsu_sync.kitsu_api.errors import KitsuResponseError
-from kitsu_sync.kitsu_api.jsonapi import ResourceIdentifier, parse_document
+from kitsu_sync.kitsu_api.jsonapi import Relationship, ResourceIdentifier, parse_document
 from tests.kitsu_api import payloads
+
+# The links-only relationships Kitsu sends with every anime (the sandbox sends the same).
+ANIME_LINKS_ONLY = (
+    "genres",
+    "categories",
+    "castings",
+    "installments",
+    "reviews",
+    "mediaRelationships",
+    "characters",
+    "staff",
+    "productions",
+    "quotes",
+    "episodes",
+    "streamingLinks",
+    "animeProductions",
+    "animeCharacters",
+    "animeStaff",
+)
+
+
+def library_page_with_mappings(entries: int) -> dict[str, Any]:
+    """A library page as the import reads it (include=anime,anime.mappings): two mappings
+    per anime, and the anime's links-only relationships."""
+    page = payloads.library_page(offset=0, limit=entries, count=entries)
+    mappings = []
+    for anime in page["included"]:
+        path = f"anime/{anime['id']}"
+        ids = [f"{anime['id']}{n:02}" for n in range(2)]
+        anime["relationships"] = {
+            name: {"links": payloads.relationship_links(payloads.API_URL, path, name)}
+            for name in ANIME_LINKS_ONLY
+        }
+        anime["relationships"]["mappings"] = {
+            "links": payloads.relationship_links(payloads.API_URL, path, "mappings"),
+            "data": [{"type": "mappings", "id": mapping_id} for mapping_id in ids],
+        }
+        mappings += [
+            payloads.mapping_resource(mapping_id, site, anime["id"])
+            for mapping_id, site in zip(ids, ("myanimelist/anime", "anidb"), strict=True)
+        ]
+    page["included"] += mappings
+    return page
 
 
 def test_it_links_relationships_to_included_resources():
@@ -80,6 +125,95 @@ def test_integer_ids_from_old_payloads_become_strings():
     assert parse_document({"data": {"type": "anime", "id": 7}}).data.id == "7"
 
 
+def test_a_parsed_library_page_is_freed_without_the_cycle_collector():
+    payload = library_page_with_mappings(500)
+    gc.collect()
+    gc.disable()
+    try:
+        document = parse_document(payload)
+        resources = [*document.resources, *document.included]
+        assert len(resources) == 2000
+        anime = document.resources[0].related("anime")
+        assert [m.attr("externalSite") for m in anime.related_list("mappings")] == [
+            "myanimelist/anime",
+            "anidb",
+        ]
+        alive = [weakref.ref(document), *(weakref.ref(resource) for resource in resources)]
+        del document, resources, anime
+
+        # Reference counting alone freed every resource of the page.
+        assert [ref() for ref in alive if ref() is not None] == []
+    finally:
+        gc.enable()
+
+
+def test_related_resources_outlive_their_document():
+    entry = parse_document(library_page_with_mappings(3)).resources[1]
+    bebop = parse_document(payloads.cowboy_bebop_document()).data
+    gc.collect()
+
+    anime = entry.related("anime")
+    assert anime.id == "2"
+    assert [m.attr("externalId") for m in anime.related_list("mappings")] == ["2", "2"]
+    assert [genre.attr("name") for genre in bebop.related_list("genres")] == ["Action", "Sci-Fi"]
+
+
+def test_a_cycle_in_the_data_links_both_ways():
+    document = parse_document(
+        {
+            "data": {
+                "type": "anime",
+                "id": "1",
+                "relationships": {"sequel": {"data": {"type": "anime", "id": "2"}}},
+            },
+            "included": [
+                {
+                    "type": "anime",
+                    "id": "2",
+                    "relationships": {"prequel": {"data": {"type": "anime", "id": "1"}}},
+                }
+            ],
+        }
+    )
+    first = document.data
+    assert first.related("sequel").related("prequel") is first
+
+
+def test_links_only_relationships_read_like_a_dict_of_relationships():
+    anime = parse_document(library_page_with_mappings(1)).included[0]
+    relationships = anime.relationships
+
+    assert list(relationships) == [*ANIME_LINKS_ONLY, "mappings"]
+    assert len(relationships) == 16
+    assert "episodes" in relationships
+    assert "nonsense" not in relationships
+    assert relationships.get("nonsense") is None
+    episodes = relationships["episodes"]
+    assert episodes is relationships["episodes"]
+    assert episodes == Relationship(
+        links=payloads.relationship_links(payloads.API_URL, "anime/1", "episodes")
+    )
+    assert (episodes.loaded, episodes.data) == (False, None)
+    assert dict(relationships)["mappings"].loaded is True
+    assert relationships == dict(relationships.items())
+    assert anime.related("episodes") is None
+
+
+def test_a_null_relationship_is_an_unloaded_one():
+    anime = parse_document({"data": {"type": "anime", "id": "1", "relationships": {"x": None}}})
+    assert anime.data.relationships["x"] == Relationship(links={}, loaded=False)
+    assert anime.data.related_list("x") == []
+
+
+def test_a_malformed_relationship_is_reported_with_where_it_is():
+    payload = payloads.cowboy_bebop_document()
+    payload["included"].append(
+        {"type": "genres", "id": "2", "relationships": {"anime": {"links": ["nope"]}}}
+    )
+    with pytest.raises(KitsuResponseError, match=r"included\[2\]\.relationships\.anime\.links"):
+        parse_document(payload)
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -91,6 +225,11 @@ def test_integer_ids_from_old_payloads_become_strings():
         {"data": {"type": "anime", "id": True}},
         {"data": {"type": "anime", "id": "1", "attributes": []}},
         {"data": {"type": "anime", "id": "1", "relationships": {"x": {"data": [1]}}}},
+        {"data": {"type": "anime", "id": "1", "relationships": {"x": "nope"}}},
+        {"data": {"type": "anime", "id": "1", "relationships": {"x": {"links": []}}}},
+        {"data": {"type": "anime", "id": "1", "relationships": []}},
+        {"data": {"type": "anime", "id": "1", "relationships": {"x": {"data": {"id": "2"}}}}},
+        {"data": [{"type": "anime", "id": "1", "meta": "x"}]},
         {"data": [], "included": {}},
         {"errors": "broken"},
     ],
