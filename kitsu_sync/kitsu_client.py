@@ -26,4 +26,4 @@ def get_transport() -> Transport:
 
 
 def get_kitsu_client() -> KitsuClient:
-    return KitsuClient(get_transport())
+    return KitsuClient(get_transport(), pages_in_flight=settings.KITSU_PAGES_IN_FLIGHT)

@@ -204,7 +204,7 @@ if not KITSU_RATE_LIMIT_KEY.strip():
     raise ImproperlyConfigured("KITSU_RATE_LIMIT_KEY must not be empty.")
 KITSU_TIMEOUT = env.float("KITSU_TIMEOUT", default=30.0)
 # Library pages a sync fetches ahead while it writes the current one (1: one at a time).
-KITSU_PAGES_IN_FLIGHT = env.int("KITSU_PAGES_IN_FLIGHT", default=3)
+KITSU_PAGES_IN_FLIGHT = env.int("KITSU_PAGES_IN_FLIGHT", default=2)
 if not 1 <= KITSU_PAGES_IN_FLIGHT <= 8:
     raise ImproperlyConfigured("KITSU_PAGES_IN_FLIGHT must be between 1 and 8.")
 KITSU_SYNC_ENABLED = env.bool("KITSU_SYNC_ENABLED", default=True)

@@ -5,10 +5,13 @@ No mapping to Revenge fields happens here; callers read `Resource.attr` / `Resou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from kitsu_sync.kitsu_api.errors import KitsuResponseError, KitsuUsageError
 from kitsu_sync.kitsu_api.jsonapi import Document, Resource, parse_document
@@ -20,6 +23,8 @@ MAX_LIBRARY_PAGE_LIMIT = 500
 SEASONS = ("winter", "spring", "summer", "fall")
 LIBRARY_KINDS = ("anime", "manga")
 LIBRARY_STATUSES = ("current", "planned", "completed", "on_hold", "dropped")
+# requests keeps 10 connections per host: more requests at once would open throwaway ones.
+MAX_PAGES_IN_FLIGHT = 10
 
 
 def _kitsu_id(value: int | str, what: str) -> str:
@@ -54,9 +59,86 @@ def _include(include: Iterable[str]) -> dict[str, str]:
     return {"include": names} if names else {}
 
 
+def _pages_in_flight(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise KitsuUsageError(f"pages_in_flight must be a whole number, not {value!r}.")
+    if not 1 <= value <= MAX_PAGES_IN_FLIGHT:
+        raise KitsuUsageError(
+            f"pages_in_flight must be between 1 and {MAX_PAGES_IN_FLIGHT}, not {value!r}."
+        )
+    return value
+
+
+def _link_key(url: str) -> tuple[str, str, str, list[tuple[str, str]]]:
+    """A link as a page: the same whatever the order and escaping of its query."""
+    parts = urlsplit(url)
+    query = sorted(parse_qsl(parts.query, keep_blank_values=True))
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path, query
+
+
+def _offset_and_limit(url: str) -> tuple[int, int] | None:
+    """page[offset] and page[limit] of an offset-paginated link (§4.3), else None."""
+    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    offsets, limits = query.get("page[offset]", []), query.get("page[limit]", [])
+    if len(offsets) != 1 or len(limits) != 1:
+        return None
+    offset, limit = offsets[0], limits[0]
+    if not (offset.isascii() and offset.isdigit() and limit.isascii() and limit.isdigit()):
+        return None
+    return (int(offset), int(limit)) if int(limit) > 0 else None
+
+
+def _with_offset(url: str, offset: int) -> str:
+    parts = urlsplit(url)
+    query = [
+        (name, str(offset) if name == "page[offset]" else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _guess_next_pages(
+    ahead: deque[tuple[str, Future[Document]]],
+    count: Any,
+    wanted: int,
+    fetch: Callable[[str], Future[Document]],
+) -> None:
+    """Ask for the pages after the last one in `ahead`, by stepping its offset, up to `count`.
+
+    Kitsu's offset paginator (§4.3) gives the next page as the same query with page[offset]
+    moved on by page[limit], and leaves links.next out once offset + limit >= meta.count.
+    """
+    if isinstance(count, bool) or not isinstance(count, int):
+        return
+    while ahead and len(ahead) < wanted:
+        last_url = ahead[-1][0]
+        step = _offset_and_limit(last_url)
+        if step is None or step[0] + step[1] >= count:
+            return
+        url = _with_offset(last_url, step[0] + step[1])
+        ahead.append((url, fetch(url)))
+
+
+def _forget(ahead: deque[tuple[str, Future[Document]]]) -> None:
+    """Drop guessed pages: those not started never will be; answers in progress are ignored."""
+    for _, future in ahead:
+        future.cancel()
+    ahead.clear()
+
+
+_LOOP_MESSAGE = "Kitsu's pagination points back to a page already read; stopping."
+
+
 class KitsuClient:
-    def __init__(self, transport: Transport) -> None:
+    """Kitsu's resources as methods.
+
+    `pages_in_flight` is how many page requests of a listing may run at once, in threads,
+    ahead of the caller; 1 asks for each page only when the caller wants it.
+    """
+
+    def __init__(self, transport: Transport, *, pages_in_flight: int = 1) -> None:
         self.transport = transport
+        self.pages_in_flight = _pages_in_flight(pages_in_flight)
 
     def __repr__(self) -> str:
         return f"KitsuClient({self.transport!r})"
@@ -70,9 +152,31 @@ class KitsuClient:
         return parse_document(response.body)
 
     def iter_documents(
-        self, path: str, *, params: Mapping[str, Any] | None = None, token: str | None = None
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        token: str | None = None,
+        pages_in_flight: int | None = None,
     ) -> Iterator[Document]:
-        """Every page of a collection, following links.next until Kitsu leaves it out."""
+        """Every page of a collection, following links.next until Kitsu leaves it out.
+
+        With `pages_in_flight` n > 1 (None: the client's default), up to n page requests run
+        in threads while the caller works on a page. Pages still come in order, and they are
+        exactly the pages links.next leads to; a page's error is raised when its turn comes,
+        after the pages before it. Closing the iterator early cancels what has not started
+        and waits for the requests in progress.
+        """
+        in_flight = (
+            self.pages_in_flight if pages_in_flight is None else _pages_in_flight(pages_in_flight)
+        )
+        if in_flight == 1:
+            return self._documents_in_turn(path, params=params, token=token)
+        return self._documents_ahead(path, params=params, token=token, in_flight=in_flight)
+
+    def _documents_in_turn(
+        self, path: str, *, params: Mapping[str, Any] | None, token: str | None
+    ) -> Iterator[Document]:
         seen: set[str] = set()
         document = self.get_document(path, params=params, token=token)
         while True:
@@ -81,16 +185,57 @@ class KitsuClient:
             if next_url is None:
                 return
             if next_url in seen:
-                raise KitsuResponseError(
-                    "Kitsu's pagination points back to a page already read; stopping."
-                )
+                raise KitsuResponseError(_LOOP_MESSAGE)
             seen.add(next_url)
             document = self.get_document(next_url, token=token)
 
+    def _documents_ahead(
+        self, path: str, *, params: Mapping[str, Any] | None, token: str | None, in_flight: int
+    ) -> Iterator[Document]:
+        """Pages fetched ahead: the real next link, then guesses that each page checks."""
+        seen: set[str] = set()
+        # (url, its future), for the pages after the one the caller holds, in order.
+        ahead: deque[tuple[str, Future[Document]]] = deque()
+        pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="kitsu-page")
+
+        def fetch(url: str) -> Future[Document]:
+            return pool.submit(self.get_document, url, token=token)
+
+        try:
+            document = self.get_document(path, params=params, token=token)
+            while True:
+                next_url = document.next_url
+                if next_url is None or next_url in seen:
+                    _forget(ahead)
+                    yield document
+                    if next_url is None:
+                        return
+                    raise KitsuResponseError(_LOOP_MESSAGE)
+                seen.add(next_url)
+                if not ahead or _link_key(ahead[0][0]) != _link_key(next_url):
+                    # Not the page guessed (the library changed size, or another paginator):
+                    # Kitsu's own link wins.
+                    _forget(ahead)
+                    ahead.append((next_url, fetch(next_url)))
+                _guess_next_pages(ahead, document.meta.get("count"), in_flight, fetch)
+                yield document
+                document = ahead.popleft()[1].result()
+        finally:
+            _forget(ahead)
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def _iter_resources(
-        self, path: str, *, params: Mapping[str, Any], token: str | None = None
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any],
+        token: str | None = None,
+        pages_in_flight: int | None = None,
     ) -> Iterator[Resource]:
-        for document in self.iter_documents(path, params=params, token=token):
+        pages = self.iter_documents(
+            path, params=params, token=token, pages_in_flight=pages_in_flight
+        )
+        for document in pages:
             yield from self._collection(document)
 
     def _one(self, path: str, *, params: Mapping[str, Any], token: str | None) -> Resource:
@@ -137,9 +282,10 @@ class KitsuClient:
             "filter[seasonYear]": year,
             "page[limit]": MAX_PAGE_LIMIT,
         }
-        resources = self._iter_resources("anime", params=params)
-        # islice stops before asking for a page that would only be thrown away.
-        return resources if limit is None else islice(resources, limit)
+        if limit is None:
+            return self._iter_resources("anime", params=params)
+        # One page at a time: islice stops before asking for a page that would be thrown away.
+        return islice(self._iter_resources("anime", params=params, pages_in_flight=1), limit)
 
     def trending_anime(self, *, limit: int = 10) -> list[Resource]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -190,11 +336,13 @@ class KitsuClient:
         status: str | Sequence[str] | None = None,
         sort: str | Sequence[str] | None = None,
         ids: Iterable[int | str] | None = None,
+        pages_in_flight: int | None = None,
     ) -> Iterator[Document]:
         """A user's library entries page by page; `Document.meta["count"]` is the total.
 
         `sort` takes JSON:API sort fields (`updatedAt`, `-progressedAt`, ...); Kitsu's default
-        order is by id. `ids` keeps only the entries with these ids.
+        order is by id. `ids` keeps only the entries with these ids. `pages_in_flight`: see
+        `iter_documents`.
         """
         if kind not in LIBRARY_KINDS:
             raise KitsuUsageError(f"Unknown library kind {kind!r}: use anime or manga.")
@@ -226,7 +374,9 @@ class KitsuClient:
             if not fields or not all(isinstance(name, str) and name for name in fields):
                 raise KitsuUsageError(f"Sort fields must be non-empty names, not {sort!r}.")
             params["sort"] = ",".join(fields)
-        return self.iter_documents("library-entries", params=params, token=token)
+        return self.iter_documents(
+            "library-entries", params=params, token=token, pages_in_flight=pages_in_flight
+        )
 
     def library_entry(
         self,

@@ -159,6 +159,10 @@ def kitsu(
     point_at_sandbox(settings, sandbox)
     settings.KITSU_SYNC_DIRECTION = "import_only"
     settings.KITSU_TIMEOUT = KITSU_TIMEOUT
+    # These tests put a fault on one page, or act between two pages, and count what follows:
+    # one page at a time keeps that exact. test_pages_ahead.py covers the default of reading
+    # pages ahead under the same faults.
+    settings.KITSU_PAGES_IN_FLIGHT = 1
     monkeypatch.setattr(get_transport(), "_sleep", retry_waits.append)
     yield sandbox
     get_transport.cache_clear()
