@@ -65,6 +65,29 @@ _ANIDB_SITE = "anidb"
 _TVDB_SERIES_SITE = "thetvdb/series"
 _TVDB_OLD_SITE = "thetvdb"
 EXTERNAL_ID_FIELDS: tuple[str, ...] = ("mal_id", "anilist_id", "anidb_id", "tvdb_id")
+# Every field `anime_fields` returns (the external ids only when the mappings were included).
+ANIME_FIELDS: tuple[str, ...] = (
+    "kitsu_id",
+    "slug",
+    "title",
+    "title_en",
+    "title_native",
+    "overview",
+    "episode_count",
+    "episode_duration",
+    "airing_status",
+    "kitsu_score",
+    "kitsu_rank",
+    "kitsu_popularity",
+    "poster_url",
+    "backdrop_url",
+    "subtype",
+    "nsfw",
+    "start_date",
+    "end_date",
+    "kitsu_updated_at",
+    *EXTERNAL_ID_FIELDS,
+)
 
 
 # --- scalar helpers -------------------------------------------------------------------------
@@ -281,10 +304,10 @@ def external_ids(mappings: Iterable[Resource]) -> dict[str, int | None]:
     found: dict[str, int] = {}
     for mapping in mappings:
         _require_type(mapping, "mappings")
-        site = mapping.attr("externalSite")
+        site = mapping.attributes.get("externalSite")
         if not isinstance(site, str) or site in found:
             continue
-        raw = mapping.attr("externalId")
+        raw = mapping.attributes.get("externalId")
         number = _old_tvdb_id(raw) if site == _TVDB_OLD_SITE else _external_id(raw)
         if number is not None:
             found[site] = number
@@ -318,33 +341,32 @@ def anime_fields(resource: Resource) -> dict[str, Any]:
     that an upsert from a payload without mappings never wipes ids already known.
     """
     _require_type(resource, "anime")
-    titles = resource.attr("titles")
-    subtype = resource.attr("subtype")
+    attr = resource.attributes.get  # Resource.attr without a call per attribute
+    titles = attr("titles")
+    subtype = attr("subtype")
     if subtype is None:
-        subtype = resource.attr("showType")  # the deprecated alias of subtype
-    nsfw_default = resource.attr("ageRating") == "R18"  # Kitsu: nsfw is exactly ageRating R18
+        subtype = attr("showType")  # the deprecated alias of subtype
+    nsfw_default = attr("ageRating") == "R18"  # Kitsu: nsfw is exactly ageRating R18
     fields: dict[str, Any] = {
         "kitsu_id": _kitsu_id(resource.id, "anime id"),
-        "slug": _text(resource.attr("slug")),
-        "title": (
-            _text(resource.attr("canonicalTitle")) or _first_text(titles, _TITLE_FALLBACK_LOCALES)
-        ),
+        "slug": _text(attr("slug")),
+        "title": (_text(attr("canonicalTitle")) or _first_text(titles, _TITLE_FALLBACK_LOCALES)),
         "title_en": _first_text(titles, ("en", "en_us")),
         "title_native": _first_text(titles, ("ja_jp",)),
-        "overview": _text(resource.attr("description")) or _text(resource.attr("synopsis")),
-        "episode_count": _optional_count(resource.attr("episodeCount"), "episodeCount"),
-        "episode_duration": _episode_minutes(resource.attr("episodeLength")),
-        "airing_status": _choice(resource.attr("status"), AIRING_STATUSES),
-        "kitsu_score": _average_rating(resource.attr("averageRating")),
-        "kitsu_rank": _optional_count(resource.attr("ratingRank"), "ratingRank"),
-        "kitsu_popularity": _optional_count(resource.attr("popularityRank"), "popularityRank"),
-        "poster_url": _first_text(resource.attr("posterImage"), _POSTER_SIZES),
-        "backdrop_url": _first_text(resource.attr("coverImage"), _COVER_SIZES),
+        "overview": _text(attr("description")) or _text(attr("synopsis")),
+        "episode_count": _optional_count(attr("episodeCount"), "episodeCount"),
+        "episode_duration": _episode_minutes(attr("episodeLength")),
+        "airing_status": _choice(attr("status"), AIRING_STATUSES),
+        "kitsu_score": _average_rating(attr("averageRating")),
+        "kitsu_rank": _optional_count(attr("ratingRank"), "ratingRank"),
+        "kitsu_popularity": _optional_count(attr("popularityRank"), "popularityRank"),
+        "poster_url": _first_text(attr("posterImage"), _POSTER_SIZES),
+        "backdrop_url": _first_text(attr("coverImage"), _COVER_SIZES),
         "subtype": _choice(subtype, ANIME_SUBTYPES),
-        "nsfw": _flag(resource.attr("nsfw"), "nsfw", default=nsfw_default),
-        "start_date": parse_kitsu_date(resource.attr("startDate")),
-        "end_date": parse_kitsu_date(resource.attr("endDate")),
-        "kitsu_updated_at": parse_kitsu_datetime(resource.attr("updatedAt")),
+        "nsfw": _flag(attr("nsfw"), "nsfw", default=nsfw_default),
+        "start_date": parse_kitsu_date(attr("startDate")),
+        "end_date": parse_kitsu_date(attr("endDate")),
+        "kitsu_updated_at": parse_kitsu_datetime(attr("updatedAt")),
     }
     mappings = _loaded_mappings(resource)
     if mappings is not None:
@@ -394,28 +416,29 @@ def library_entry_fields(resource: Resource) -> dict[str, Any]:
     `anime_kitsu_id` is None for an entry that is not for anime (manga, drama): skip those.
     """
     _require_type(resource, "libraryEntries")
-    updated_at = parse_kitsu_datetime(resource.attr("updatedAt"))
+    attr = resource.attributes.get  # Resource.attr without a call per attribute
+    updated_at = parse_kitsu_datetime(attr("updatedAt"))
     if updated_at is None:
         raise MappingError(f"Library entry {resource.id} has no updatedAt.")
-    notes = resource.attr("notes")
+    notes = attr("notes")
     if notes is not None and not isinstance(notes, str):
         raise MappingError(f"notes must be text, got {notes!r}.")
     return {
         "kitsu_entry_id": _kitsu_id(resource.id, "library entry id"),
         "anime_kitsu_id": _entry_anime_id(resource),
-        "status": status_from_kitsu(resource.attr("status")),
-        "progress": _count(resource.attr("progress"), "progress"),
+        "status": status_from_kitsu(attr("status")),
+        "progress": _count(attr("progress"), "progress"),
         # The deprecated string `rating` ("0.0" when unrated) is ignored: ratingTwenty is exact.
-        "score": score_from_rating_twenty(resource.attr("ratingTwenty")),
-        "rewatching": _flag(resource.attr("reconsuming"), "reconsuming"),
-        "rewatch_count": _count(resource.attr("reconsumeCount"), "reconsumeCount"),
+        "score": score_from_rating_twenty(attr("ratingTwenty")),
+        "rewatching": _flag(attr("reconsuming"), "reconsuming"),
+        "rewatch_count": _count(attr("reconsumeCount"), "reconsumeCount"),
         "notes": notes or "",
-        "private": _flag(resource.attr("private"), "private"),
-        "started_at": parse_kitsu_datetime(resource.attr("startedAt")),
-        "finished_at": parse_kitsu_datetime(resource.attr("finishedAt")),
-        "progressed_at": parse_kitsu_datetime(resource.attr("progressedAt")),
+        "private": _flag(attr("private"), "private"),
+        "started_at": parse_kitsu_datetime(attr("startedAt")),
+        "finished_at": parse_kitsu_datetime(attr("finishedAt")),
+        "progressed_at": parse_kitsu_datetime(attr("progressedAt")),
         "kitsu_updated_at": updated_at,
-        "kitsu_created_at": parse_kitsu_datetime(resource.attr("createdAt")),
+        "kitsu_created_at": parse_kitsu_datetime(attr("createdAt")),
     }
 
 

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from kitsu_sync.kitsu_api.errors import KitsuResponseError
 from kitsu_sync.kitsu_api.jsonapi import Resource, parse_document
 from kitsu_sync.mapping import (
+    ANIME_FIELDS,
+    EXTERNAL_ID_FIELDS,
     REVENGE_STATUSES,
     MappingError,
     anime_fields,
@@ -261,6 +263,14 @@ def test_it_leaves_external_ids_out_when_mappings_were_not_included() -> None:
     fields = anime_fields(make_anime(mappings=None))
 
     assert not {"mal_id", "anilist_id", "anidb_id", "tvdb_id"} & fields.keys()
+
+
+def test_anime_fields_names_every_field_the_anime_mapping_returns() -> None:
+    with_mappings = anime_fields(make_anime(mappings=[("myanimelist/anime", "1")]))
+    without = anime_fields(make_anime(mappings=None))
+
+    assert tuple(with_mappings) == ANIME_FIELDS
+    assert tuple(without) == tuple(name for name in ANIME_FIELDS if name not in EXTERNAL_ID_FIELDS)
 
 
 def test_it_maps_external_ids_when_mappings_were_included() -> None:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from kitsu_sync.kitsu_api import parse_document
 from kitsu_sync.models import (
     Anime,
     KitsuSyncState,
@@ -20,8 +26,12 @@ from kitsu_sync.models import (
     SyncTrigger,
 )
 from kitsu_sync.sandbox.records import MAPPING_SITES
+from kitsu_sync.services.importer import bulk_write, import_page
+from kitsu_sync.services.merge import IMPORT_ONLY
+from kitsu_sync.services.session import SyncSession
 from kitsu_sync.services.sync import run_sync
-from tests.sync_support import kitsu_delete_entry, kitsu_update_entry
+from tests.kitsu_api import payloads
+from tests.sync_support import kitsu_delete_entry, kitsu_update_entry, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +43,7 @@ STATUS = {
     "dropped": "dropped",
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
 LIBRARY_ROUTE = "GET /api/edge/library-entries"
 
 
@@ -322,3 +333,309 @@ def test_an_entry_another_user_cannot_see_is_not_imported_for_them(
     assert run.outcome == SyncOutcome.SUCCESS
     assert run.created == len(seeded_anime_entries(kitsu, index=2))
     assert not LibraryEntry.objects.filter(user=user, anime__nsfw=True).exists()
+
+
+# --- one page straight into import_page (no HTTP): what it reads and writes ------------------
+
+
+def page_session(user: Any) -> SyncSession:
+    """A session for `import_page` alone: writing a page makes no Kitsu request."""
+    return SyncSession(
+        user_id=user.pk,
+        kitsu_user_id="373871",
+        direction=IMPORT_ONLY,
+        dry_run=False,
+        client=None,
+        token="",
+        refresh_access_token=lambda token: token,
+    )
+
+
+def library_page(count: int = 30, *, first_entry_id: int = 35128879) -> dict[str, Any]:
+    return payloads.library_page(offset=0, limit=count, count=count, first_entry_id=first_entry_id)
+
+
+def import_one_page(user: Any, page: dict[str, Any]) -> tuple[Any, list[str]]:
+    """Import `page` for `user`; the session and the statements that wrote library rows."""
+    session = page_session(user)
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        import_page(session, parse_document(page))
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))
+        and ("kitsu_sync_libraryentry" in q["sql"] or "kitsu_sync_anime" in q["sql"])
+    ]
+    return session, writes
+
+
+def anime_stamps() -> dict[int, datetime]:
+    return dict(Anime.objects.values_list("kitsu_id", "updated_at"))
+
+
+def test_a_user_whose_titles_are_stored_already_writes_only_their_entries() -> None:
+    import_one_page(make_user("alice"), library_page())
+    before = anime_stamps()
+
+    session, writes = import_one_page(make_user("bob"), library_page(first_entry_id=50_000_000))
+
+    assert session.counts.created == 30
+    assert anime_stamps() == before
+    [insert] = writes
+    assert insert.startswith('INSERT INTO "kitsu_sync_libraryentry"')
+    assert LibraryEntry.objects.filter(user__username="bob").count() == 30
+
+
+def test_an_anime_changed_on_kitsu_is_written_and_the_unchanged_ones_are_not() -> None:
+    user = make_user("alice")
+    import_one_page(user, library_page())
+    before = anime_stamps()
+    page = library_page()
+    page["included"][4]["attributes"]["averageRating"] = "91.35"
+    page["included"][7]["attributes"]["canonicalTitle"] = "Renamed on Kitsu"
+
+    session, writes = import_one_page(user, page)
+
+    assert session.counts.unchanged == 30
+    [upsert] = writes
+    assert upsert.startswith('INSERT INTO "kitsu_sync_anime"')
+    after = anime_stamps()
+    assert {kitsu_id for kitsu_id in after if after[kitsu_id] != before[kitsu_id]} == {5, 8}
+    assert Anime.objects.get(kitsu_id=5).kitsu_score == Decimal("91.35")
+    assert Anime.objects.get(kitsu_id=8).title == "Renamed on Kitsu"
+    assert Anime.objects.count() == 30
+
+
+def test_entries_changed_on_kitsu_are_written_in_one_statement_and_keep_their_rows() -> None:
+    user = make_user("alice")
+    import_one_page(user, library_page())
+    before = {
+        e.kitsu_entry_id: (e.pk, e.created_at, e.updated_at)
+        for e in LibraryEntry.objects.filter(user=user)
+    }
+    page = library_page()
+    for n, resource in enumerate(page["data"]):
+        resource["attributes"].update(
+            notes=f"Changed on Kitsu, {n}", progress=n, updatedAt="2019-01-02T03:04:05.678Z"
+        )
+
+    session, writes = import_one_page(user, page)
+
+    assert (session.counts.updated, session.counts.created) == (30, 0)
+    [upsert] = writes
+    assert upsert.startswith('INSERT INTO "kitsu_sync_libraryentry"')
+    assert "CASE WHEN" not in upsert
+    entries = list(LibraryEntry.objects.filter(user=user))
+    assert len(entries) == 30
+    for entry in entries:
+        pk, created_at, updated_at = before[entry.kitsu_entry_id]
+        n = entry.kitsu_entry_id - 35128879
+        assert (entry.pk, entry.created_at) == (pk, created_at)
+        assert entry.updated_at > updated_at
+        assert (entry.notes, entry.progress) == (f"Changed on Kitsu, {n}", n)
+        assert entry.synced_values["notes"] == f"Changed on Kitsu, {n}"
+        assert entry.kitsu_updated_at == datetime(2019, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+
+# --- bulk_write: the same rows as bulk_create, on PostgreSQL and SQLite ------------------------
+
+AWKWARD_TEXT = 'It\'s "quoted", back\\slashed, 100% %s {0} ナルト 🍥\nand a second line'
+
+
+def awkward_anime(kitsu_id: int) -> Anime:
+    return Anime(
+        kitsu_id=kitsu_id,
+        slug="awkward",
+        title=AWKWARD_TEXT,
+        title_en="",
+        title_native="鋼の錬金術師",
+        overview=AWKWARD_TEXT * 20,
+        episode_count=2**31 - 1,
+        episode_duration=0,
+        airing_status="finished",
+        kitsu_score=Decimal("85.25"),
+        kitsu_rank=1,
+        kitsu_popularity=None,
+        poster_url="https://media.kitsu.app/anime/1/poster_image/large-abc.jpeg?x=1&y='2'",
+        backdrop_url="",
+        subtype="TV",
+        nsfw=True,
+        start_date=date(1998, 4, 3),
+        end_date=None,
+        kitsu_updated_at=datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC),
+        mal_id=2**63 - 1,
+        anilist_id=None,
+        anidb_id=23,
+        tvdb_id=76885,
+    )
+
+
+def awkward_entry(
+    user: Any, anime: Anime, kitsu_entry_id: int | None, **overrides: Any
+) -> LibraryEntry:
+    values = dict(
+        user=user,
+        anime=anime,
+        status="watching",
+        progress=12,
+        score=None,
+        rewatching=True,
+        rewatch_count=3,
+        notes=AWKWARD_TEXT,
+        private=False,
+        started_at=datetime(2020, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        finished_at=None,
+        progressed_at=datetime(2021, 6, 7, 8, 9, 10, 999000, tzinfo=UTC),
+        kitsu_entry_id=kitsu_entry_id,
+        kitsu_updated_at=datetime(2021, 6, 7, 8, 9, 10, 999000, tzinfo=UTC),
+        synced_values={"notes": AWKWARD_TEXT, "score": None, "nested": [1, 2.5, True, {}]},
+        local_updated_at=None,
+    )
+    return LibraryEntry(**{**values, **overrides})
+
+
+def stored_columns(model: Any, pk: int, *, leave_out: tuple[str, ...]) -> dict[str, Any]:
+    names = [f.attname for f in model._meta.concrete_fields if f.attname not in leave_out]
+    return model.objects.filter(pk=pk).values(*names).get()
+
+
+def test_bulk_write_stores_every_column_as_bulk_create_does() -> None:
+    user = make_user("alice")
+    by_django = [awkward_anime(1), Anime(kitsu_id=2)]
+    Anime.objects.bulk_create(by_django)
+    ours = [awkward_anime(3), Anime(kitsu_id=4)]
+
+    bulk_write(Anime, ours)
+
+    bookkeeping = ("id", "kitsu_id", "created_at", "updated_at")
+    for theirs, mine in zip(by_django, ours, strict=True):
+        assert mine.pk is not None
+        assert not mine._state.adding
+        assert stored_columns(Anime, mine.pk, leave_out=bookkeeping) == stored_columns(
+            Anime, theirs.pk, leave_out=bookkeeping
+        )
+        assert Anime.objects.get(pk=mine.pk).kitsu_id == mine.kitsu_id
+    entries_by_django = [
+        awkward_entry(user, by_django[0], 1),
+        awkward_entry(user, by_django[1], None, synced_values=None, status="completed"),
+    ]
+    LibraryEntry.objects.bulk_create(entries_by_django)
+    entries = [
+        awkward_entry(user, ours[0], 2),
+        awkward_entry(user, ours[1], None, synced_values=None, status="completed"),
+    ]
+
+    bulk_write(LibraryEntry, entries)
+
+    bookkeeping = ("id", "anime_id", "kitsu_entry_id", "created_at", "updated_at")
+    for theirs, mine in zip(entries_by_django, entries, strict=True):
+        assert stored_columns(LibraryEntry, mine.pk, leave_out=bookkeeping) == stored_columns(
+            LibraryEntry, theirs.pk, leave_out=bookkeeping
+        )
+        # SQL NULL, not a JSON null, as Django stores None.
+        sql_null = LibraryEntry.objects.filter(synced_values__isnull=True)
+        assert sql_null.filter(pk=mine.pk).exists() == sql_null.filter(pk=theirs.pk).exists()
+        stored = LibraryEntry.objects.get(pk=mine.pk)
+        assert (stored.anime_id, stored.kitsu_entry_id) == (mine.anime_id, mine.kitsu_entry_id)
+        assert stored.created_at == mine.created_at
+        assert stored.updated_at == mine.updated_at
+
+
+def test_bulk_write_refuses_a_value_too_long_for_its_column_as_bulk_create_does() -> None:
+    too_long = "x" * 501  # the title column holds 500 characters
+
+    outcomes = []
+    for write in (Anime.objects.bulk_create, partial(bulk_write, Anime)):
+        try:
+            with transaction.atomic():
+                write([Anime(kitsu_id=1, title=too_long)])
+                outcomes.append(Anime.objects.get().title)
+                transaction.set_rollback(True)
+        except DataError:
+            outcomes.append("refused")
+
+    # PostgreSQL refuses it both ways; SQLite keeps it whole both ways.
+    assert outcomes in (["refused", "refused"], [too_long, too_long])
+
+
+def test_bulk_write_gives_each_new_row_its_own_primary_key() -> None:
+    anime = [Anime(kitsu_id=kitsu_id, title=f"Title {kitsu_id}") for kitsu_id in (30, 10, 20)]
+
+    bulk_write(Anime, anime)
+
+    assert {a.pk: a.title for a in anime} == dict(Anime.objects.values_list("pk", "title"))
+
+
+def test_bulk_write_upsert_changes_only_the_fields_it_names() -> None:
+    stored = awkward_anime(7)
+    stored.save()
+    created_at, updated_at = stored.created_at, stored.updated_at
+    incoming = Anime(kitsu_id=7, title="New title", slug="new-slug", kitsu_score=Decimal("1.50"))
+
+    bulk_write(Anime, [incoming], unique_field="kitsu_id", update_fields=["title", "updated_at"])
+
+    assert incoming.pk == stored.pk
+    row = Anime.objects.get(pk=stored.pk)
+    assert row.title == "New title"
+    assert row.updated_at > updated_at
+    assert (row.slug, row.kitsu_score, row.created_at) == ("awkward", Decimal("85.25"), created_at)
+    assert Anime.objects.count() == 1
+
+
+def test_bulk_write_upsert_on_the_primary_key_updates_stored_rows_in_place() -> None:
+    user = make_user("alice")
+    anime = Anime.objects.create(kitsu_id=1)
+    entry = awkward_entry(user, anime, 99)
+    entry.save()
+    entry.notes, entry.progress, entry.status = "Rewritten", 13, "completed"
+
+    bulk_write(LibraryEntry, [entry], unique_field="id", update_fields=["notes", "progress"])
+
+    row = LibraryEntry.objects.get()
+    assert (row.pk, row.notes, row.progress, row.status) == (entry.pk, "Rewritten", 13, "watching")
+
+
+SQLITE_CHECKED = (
+    "test_a_full_import_stores_every_entry_and_anime_field_by_field",
+    "test_a_second_run_writes_nothing",
+    "test_an_incremental_run_asks_only_for_entries_changed_since_the_cursor",
+    "test_a_user_whose_titles_are_stored_already_writes_only_their_entries",
+    "test_an_anime_changed_on_kitsu_is_written_and_the_unchanged_ones_are_not",
+    "test_entries_changed_on_kitsu_are_written_in_one_statement_and_keep_their_rows",
+    "test_bulk_write_stores_every_column_as_bulk_create_does",
+    "test_bulk_write_refuses_a_value_too_long_for_its_column_as_bulk_create_does",
+    "test_bulk_write_gives_each_new_row_its_own_primary_key",
+    "test_bulk_write_upsert_changes_only_the_fields_it_names",
+    "test_bulk_write_upsert_on_the_primary_key_updates_stored_rows_in_place",
+)
+
+
+@pytest.mark.slow
+def test_the_import_writes_the_same_on_sqlite_the_embedded_database(tmp_path: Path) -> None:
+    # The embedded mode (make run) keeps its data in SQLite, where bulk_write is bulk_create.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
+    env.update(
+        ENV_FILE=str(ROOT / "tests" / "test.env"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
+    )
+    here = Path(__file__).relative_to(ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *(f"{here}::{name}" for name in SQLITE_CHECKED),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"{len(SQLITE_CHECKED)} passed" in result.stdout
