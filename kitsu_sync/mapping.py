@@ -89,6 +89,51 @@ ANIME_FIELDS: tuple[str, ...] = (
     *EXTERNAL_ID_FIELDS,
 )
 
+# Sparse fieldsets (`fields[type]=...`, KITSU_API.md 4.4) for a library listing: exactly the
+# attributes and relationships `library_entry_fields`, `anime_fields` and `external_ids` read.
+# Kitsu leaves out everything else, above all the links of the dozen relationships every
+# anime and entry carry: pages shrink to a fraction, for Kitsu, the network and the parser.
+# The deprecated aliases (`synopsis`, `showType`) are not asked for: the current names are.
+LIBRARY_FIELDSETS: dict[str, tuple[str, ...]] = {
+    "libraryEntries": (
+        "status",
+        "progress",
+        "ratingTwenty",
+        "reconsuming",
+        "reconsumeCount",
+        "notes",
+        "private",
+        "startedAt",
+        "finishedAt",
+        "progressedAt",
+        "updatedAt",
+        "createdAt",
+        "anime",
+    ),
+    "anime": (
+        "slug",
+        "canonicalTitle",
+        "titles",
+        "description",
+        "episodeCount",
+        "episodeLength",
+        "status",
+        "averageRating",
+        "ratingRank",
+        "popularityRank",
+        "posterImage",
+        "coverImage",
+        "subtype",
+        "nsfw",
+        "ageRating",
+        "startDate",
+        "endDate",
+        "updatedAt",
+        "mappings",
+    ),
+    "mappings": ("externalSite", "externalId"),
+}
+
 
 # --- scalar helpers -------------------------------------------------------------------------
 

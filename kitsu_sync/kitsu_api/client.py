@@ -59,6 +59,20 @@ def _include(include: Iterable[str]) -> dict[str, str]:
     return {"include": names} if names else {}
 
 
+def _fieldsets(fields: Mapping[str, Sequence[str]] | None) -> dict[str, str]:
+    """`fields[type]=a,b` parameters (sparse fieldsets) from type -> names."""
+    params: dict[str, str] = {}
+    for type_name, names in (fields or {}).items():
+        listed = [names] if isinstance(names, str) else list(names)
+        if not type_name or not listed or not all(isinstance(n, str) and n for n in listed):
+            raise KitsuUsageError(
+                f"A sparse fieldset names a type and at least one field, not {type_name!r}: "
+                f"{names!r}."
+            )
+        params[f"fields[{type_name}]"] = ",".join(listed)
+    return params
+
+
 def _pages_in_flight(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise KitsuUsageError(f"pages_in_flight must be a whole number, not {value!r}.")
@@ -336,12 +350,15 @@ class KitsuClient:
         status: str | Sequence[str] | None = None,
         sort: str | Sequence[str] | None = None,
         ids: Iterable[int | str] | None = None,
+        fields: Mapping[str, Sequence[str]] | None = None,
         pages_in_flight: int | None = None,
     ) -> Iterator[Document]:
         """A user's library entries page by page; `Document.meta["count"]` is the total.
 
         `sort` takes JSON:API sort fields (`updatedAt`, `-progressedAt`, ...); Kitsu's default
-        order is by id. `ids` keeps only the entries with these ids. `pages_in_flight`: see
+        order is by id. `ids` keeps only the entries with these ids. `fields` maps a resource
+        type to the attributes and relationships Kitsu should send (sparse fieldsets; a
+        relationship named in `include` must be listed too). `pages_in_flight`: see
         `iter_documents`.
         """
         if kind not in LIBRARY_KINDS:
@@ -370,10 +387,11 @@ class KitsuClient:
                 raise KitsuUsageError("Give at least one library entry id, or none at all.")
             params["filter[id]"] = ",".join(wanted)
         if sort is not None:
-            fields = [sort] if isinstance(sort, str) else list(sort)
-            if not fields or not all(isinstance(name, str) and name for name in fields):
+            sort_fields = [sort] if isinstance(sort, str) else list(sort)
+            if not sort_fields or not all(isinstance(name, str) and name for name in sort_fields):
                 raise KitsuUsageError(f"Sort fields must be non-empty names, not {sort!r}.")
-            params["sort"] = ",".join(fields)
+            params["sort"] = ",".join(sort_fields)
+        params.update(_fieldsets(fields))
         return self.iter_documents(
             "library-entries", params=params, token=token, pages_in_flight=pages_in_flight
         )

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from kitsu_sync.kitsu_api import Document, KitsuError, KitsuUnauthorized
 from kitsu_sync.kitsu_client import get_kitsu_client
+from kitsu_sync.mapping import LIBRARY_FIELDSETS
 from kitsu_sync.models import (
     KitsuSyncState,
     KitsuToken,
@@ -254,6 +255,7 @@ def _library_pages(session: SyncSession, *, since: datetime | None) -> Iterator[
                     since=since,
                     # Oldest change first: once a page is stored the cursor may move past it.
                     sort="updatedAt",
+                    fields=LIBRARY_FIELDSETS,
                 )
             else:
                 pages = session.client.iter_documents(next_url, token=session.token)
@@ -276,7 +278,7 @@ def _entries_by_id(session: SyncSession, entry_ids: list[int]) -> Iterator[Docum
         yield from session.call(
             lambda token, batch=batch: list(
                 session.client.iter_library_pages(
-                    user_id=session.kitsu_user_id, token=token, ids=batch
+                    user_id=session.kitsu_user_id, token=token, ids=batch, fields=LIBRARY_FIELDSETS
                 )
             )
         )

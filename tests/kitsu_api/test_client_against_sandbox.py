@@ -15,12 +15,14 @@ from kitsu_sync.kitsu_api import (
     KitsuServerError,
     KitsuUnauthorized,
     KitsuUnsupportedMediaType,
+    KitsuUsageError,
     KitsuValidationError,
     RetryPolicy,
     Transport,
     password_grant,
     refresh_grant,
 )
+from kitsu_sync.mapping import LIBRARY_FIELDSETS, anime_fields, library_entry_fields
 
 NO_WAIT = RetryPolicy(attempts=3, backoff=0, jitter=0)
 
@@ -243,3 +245,35 @@ def test_a_fault_that_outlasts_the_retries_surfaces_typed(client, sandbox, trans
         client.anime(1)
     assert info.value.retryable is True
     assert transport.requests_made == NO_WAIT.attempts
+
+
+def mapped_library(pages) -> tuple[list[dict], dict[int, dict]]:
+    entries, anime = [], {}
+    for page in pages:
+        for resource in page.resources:
+            entries.append(library_entry_fields(resource))
+            included = resource.related("anime")
+            if included is not None:
+                anime[int(included.id)] = anime_fields(included)
+    return entries, anime
+
+
+def test_the_sync_s_sparse_fieldsets_lose_nothing_the_mapping_reads(client, demo):
+    credentials, token = demo
+    listing = {"user_id": credentials.user_id, "token": token.access_token, "sort": "updatedAt"}
+
+    full = mapped_library(client.iter_library_pages(**listing))
+    sparse_pages = list(client.iter_library_pages(**listing, fields=LIBRARY_FIELDSETS))
+
+    assert full[0], "the demo library has entries"
+    assert mapped_library(sparse_pages) == full
+    assert any(anime["mal_id"] is not None for anime in full[1].values()), "ids were compared"
+    # What the fieldsets leave out: every relationship's links but the ones the mapping reads.
+    entry = sparse_pages[0].resources[0]
+    assert set(entry.relationships) == {"anime"}
+    assert set(entry.related("anime").relationships) == {"mappings"}
+
+
+def test_a_sparse_fieldset_needs_a_type_and_a_field(client):
+    with pytest.raises(KitsuUsageError, match="sparse fieldset"):
+        next(client.iter_library_pages(user_id=1, fields={"anime": []}))
