@@ -36,6 +36,12 @@ def busiest_second(stamps: list[float]) -> int:
     )
 
 
+# On the real clock a caller can come back for its next slot late when the machine is busy (CI
+# runs two test processes on two CPUs), leaving a slot unused: the fake-clock tests pin the
+# exact 95%, these check that sharing a budget neither overshoots nor halves it.
+REAL_TIME_SHARE = 0.8
+
+
 def average_rate(stamps: list[float]) -> float:
     """Requests per second from the first to the last."""
     return (len(stamps) - 1) / (max(stamps) - min(stamps))
@@ -203,7 +209,7 @@ def test_the_memory_limiter_paces_threads_sharing_it() -> None:
 
     assert len(stamps) == 40
     assert busiest_second(stamps) <= 40 * 1.05
-    assert average_rate(stamps) >= 0.9 * 40
+    assert average_rate(stamps) >= REAL_TIME_SHARE * 40
 
 
 def test_the_repr_names_rate_and_storage_but_never_the_password() -> None:
@@ -237,7 +243,7 @@ def test_threads_sharing_a_redis_key_stay_within_the_limit_and_near_it(
 
     assert len(stamps) == 40
     assert busiest_second(stamps) <= 20 * 1.05
-    assert average_rate(stamps) >= 0.9 * 20
+    assert average_rate(stamps) >= REAL_TIME_SHARE * 20
 
 
 # Reports "ready" once imported, starts on a line from stdin, prints when each slot came.
@@ -271,15 +277,20 @@ def test_processes_sharing_a_redis_key_stay_within_the_limit_and_near_it(
     for worker in workers:
         assert worker.stdout is not None
         assert worker.stdout.readline() == "ready\n"
+    # All four start before any is waited for: communicate() one by one would run them in turn.
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.close()
     stamps: list[float] = []
     for worker in workers:
-        output, _ = worker.communicate("go\n", timeout=30)
-        assert worker.returncode == 0
+        output = worker.stdout.read()
+        assert worker.wait(timeout=30) == 0
         stamps += json.loads(output)
 
     assert len(stamps) == 40
     assert busiest_second(stamps) <= 20 * 1.05
-    assert average_rate(stamps) >= 0.9 * 20
+    assert average_rate(stamps) >= REAL_TIME_SHARE * 20
 
 
 def test_redis_limiters_with_one_key_and_rate_share_one_budget(
