@@ -6,6 +6,7 @@ retries, never an extra run."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -38,13 +39,25 @@ def kitsu_ahead(kitsu: Any, settings: Any) -> Any:
     return kitsu
 
 
-def imported_user(kitsu: Any, name: str) -> Any:
+@dataclass
+class Imported:
+    """A user whose library is imported, then two of its entries changed on Kitsu."""
+
+    user: Any
+    baseline: Baseline
+    changed: set[int]
+
+
+def imported_then_changed(kitsu: Any, name: str) -> Imported:
     user = make_user(name)
     link_user(user, kitsu)
     first = run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
     assert first.outcome == SyncOutcome.SUCCESS, first.errors
     assert first.fetched > 1000, "three pages of 500"
-    return user
+    baseline = Baseline.of(user)
+    entries = visible_anime_entries(kitsu)
+    changed = change_on_kitsu(kitsu, [entries[3], entries[-3]], f"changed before the {name}")
+    return Imported(user, baseline, changed)
 
 
 @pytest.mark.parametrize("fault", ["503", "connection reset", "truncated JSON"])
@@ -52,19 +65,16 @@ def test_with_pages_ahead_a_burst_within_the_retry_budget_still_imports_everythi
     kitsu_ahead: Any, fault: str
 ) -> None:
     rule, _ = FAULTS[fault]
-    user = imported_user(kitsu_ahead, "burst")
-    baseline = Baseline.of(user)
-    entries = visible_anime_entries(kitsu_ahead)
-    changed = change_on_kitsu(kitsu_ahead, [entries[3], entries[-3]], "changed before the burst")
+    library = imported_then_changed(kitsu_ahead, "burst")
     attempts = get_transport().retry.attempts
 
     fault_mid_import(kitsu_ahead, rule, count=attempts - 1)
-    run = run_sync(user_id=user.pk, trigger=SyncTrigger.SCHEDULE, full=True)
+    run = run_sync(user_id=library.user.pk, trigger=SyncTrigger.SCHEDULE, full=True)
 
     assert run.outcome == SyncOutcome.SUCCESS, run.errors
     assert faults_fired(kitsu_ahead) == attempts - 1
-    assert_in_step_with_kitsu(user, kitsu_ahead)
-    baseline.assert_intact(changed_on_kitsu=changed)
+    assert_in_step_with_kitsu(library.user, kitsu_ahead)
+    library.baseline.assert_intact(changed_on_kitsu=library.changed)
 
 
 @pytest.mark.parametrize("fault", ["500", "hangs past the timeout", "HTML error page"])
@@ -72,14 +82,11 @@ def test_with_pages_ahead_an_outage_fails_readably_and_the_next_run_resumes(
     kitsu_ahead: Any, fault: str
 ) -> None:
     rule, explanation = FAULTS[fault]
-    user = imported_user(kitsu_ahead, "outage")
-    baseline = Baseline.of(user)
-    entries = visible_anime_entries(kitsu_ahead)
-    changed = change_on_kitsu(kitsu_ahead, [entries[5], entries[-5]], "changed before the outage")
+    library = imported_then_changed(kitsu_ahead, "outage")
     attempts = get_transport().retry.attempts
 
     fault_mid_import(kitsu_ahead, rule, count=None)
-    failed = run_sync(user_id=user.pk, trigger=SyncTrigger.SCHEDULE, full=True)
+    failed = run_sync(user_id=library.user.pk, trigger=SyncTrigger.SCHEDULE, full=True)
 
     assert failed.outcome == SyncOutcome.FAILED
     # The failing page used its whole budget; the page guessed after it at most its own.
@@ -89,11 +96,11 @@ def test_with_pages_ahead_an_outage_fails_readably_and_the_next_run_resumes(
     assert_readable(reason)
     assert failed.errors[-1]["retryable"] is True
     assert 500 <= failed.fetched < 1000, "the first page was stored, no later one"
-    baseline.assert_intact(changed_on_kitsu=changed)
+    library.baseline.assert_intact(changed_on_kitsu=library.changed)
 
     kitsu_ahead.set_faults([])
-    resumed = run_sync(user_id=user.pk, trigger=SyncTrigger.SCHEDULE, full=True)
+    resumed = run_sync(user_id=library.user.pk, trigger=SyncTrigger.SCHEDULE, full=True)
 
     assert resumed.outcome == SyncOutcome.SUCCESS, resumed.errors
-    assert_in_step_with_kitsu(user, kitsu_ahead)
-    baseline.assert_intact(changed_on_kitsu=changed)
+    assert_in_step_with_kitsu(library.user, kitsu_ahead)
+    library.baseline.assert_intact(changed_on_kitsu=library.changed)
