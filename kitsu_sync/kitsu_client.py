@@ -10,7 +10,7 @@ from functools import cache
 
 from django.conf import settings
 
-from kitsu_sync.kitsu_api import KitsuClient, Transport, make_rate_limiter
+from kitsu_sync.kitsu_api import KitsuClient, RetryPolicy, Transport, make_rate_limiter
 
 
 @cache
@@ -27,3 +27,19 @@ def get_transport() -> Transport:
 
 def get_kitsu_client() -> KitsuClient:
     return KitsuClient(get_transport(), pages_in_flight=settings.KITSU_PAGES_IN_FLIGHT)
+
+
+def get_courtesy_transport() -> Transport:
+    """For calls made while a person waits and whose failure changes nothing for them (telling
+    Kitsu to revoke the tokens of an unlinked account): one attempt, short timeouts, the
+    shared rate limit, never a retry's back-off sleep."""
+    shared = get_transport()
+    return Transport(
+        api_url=shared.api_url,
+        oauth_url=shared.oauth_url,
+        session=shared.session,
+        timeout=(3.0, 5.0),
+        rate_limiter=shared.rate_limiter,
+        rate_limit_wait=5.0,
+        retry=RetryPolicy(attempts=1),
+    )

@@ -122,9 +122,15 @@ def unlink(request: HttpRequest) -> HttpResponse:
         return redirect("kitsu_sync:dashboard")
     form = UnlinkForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        tokens.unlink(user=request.user, delete_library=form.delete_library)
+        revoked = tokens.unlink(user=request.user, delete_library=form.delete_library)
         kept = "deleted" if form.delete_library else "kept"
         messages.success(request, f"Kitsu is unlinked. Your imported list was {kept}.")
+        if not revoked:
+            messages.warning(
+                request,
+                "Kitsu could not be reached to cancel the access it gave this server; "
+                "Revenge has deleted its own copy of the tokens.",
+            )
         return redirect("kitsu_sync:dashboard")
     context = {
         "link": link,

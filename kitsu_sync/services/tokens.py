@@ -29,8 +29,9 @@ from kitsu_sync.kitsu_api import (
     Resource,
     TokenResponse,
     refresh_grant,
+    revoke_token,
 )
-from kitsu_sync.kitsu_client import get_transport
+from kitsu_sync.kitsu_client import get_courtesy_transport, get_transport
 from kitsu_sync.models import AuthFlow, KitsuSyncState, KitsuToken, LibraryEntry
 from kitsu_sync.providers.kitsu.provider import KitsuProvider
 from kitsu_sync.providers.kitsu.views import pick_avatar_url
@@ -281,8 +282,13 @@ def store_link(
     return link
 
 
-def unlink(*, user: AbstractBaseUser, delete_library: bool) -> None:
-    """Forget the user's Kitsu tokens and allauth account; keep or delete their imported list."""
+def unlink(*, user: AbstractBaseUser, delete_library: bool) -> bool:
+    """Forget the user's Kitsu tokens and allauth account; keep or delete their imported list.
+
+    Then ask Kitsu to revoke the tokens, so that a copy of them (a backup of the database, say)
+    is worthless too. Returns whether Kitsu confirmed; the unlink itself never depends on it.
+    """
+    revocable = _revocable_token(user)
     with transaction.atomic():
         KitsuToken.objects.filter(user=user).delete()
         SocialAccount.objects.filter(user=user, provider=KitsuProvider.id).delete()
@@ -298,3 +304,31 @@ def unlink(*, user: AbstractBaseUser, delete_library: bool) -> None:
     logger.info(
         "Unlinked Kitsu from user %s (library %s)", user.pk, "deleted" if delete_library else "kept"
     )
+    return revocable is not None and _revoke_at_kitsu(user, revocable)
+
+
+def _revocable_token(user: AbstractBaseUser) -> str | None:
+    """The token to revoke: the refresh token (Doorkeeper revokes its access token with it),
+    else the access token; None when there is no link or the key to read it is gone."""
+    link = KitsuToken.objects.filter(user=user).first()
+    if link is None:
+        return None
+    try:
+        return link.refresh_token or link.access_token or None
+    except TokenDecryptionError:
+        return None
+
+
+def _revoke_at_kitsu(user: AbstractBaseUser, token: str) -> bool:
+    try:
+        revoke_token(
+            get_courtesy_transport(),
+            token=token,
+            client_id=settings.KITSU_CLIENT_ID,
+            client_secret=settings.KITSU_CLIENT_SECRET,
+        )
+    except KitsuError as exc:
+        # Kitsu's error never echoes the token; the message says what went wrong.
+        logger.warning("Kitsu did not revoke the tokens of unlinked user %s: %s", user.pk, exc)
+        return False
+    return True

@@ -17,7 +17,16 @@ from cryptography.fernet import Fernet
 from django.db import connection
 from django.utils import timezone
 
-from kitsu_sync.kitsu_api import KitsuServerError, Resource, TokenResponse
+from kitsu_sync.kitsu_api import (
+    KitsuClient,
+    KitsuInvalidGrant,
+    KitsuServerError,
+    KitsuUnauthorized,
+    Resource,
+    TokenResponse,
+    Transport,
+    refresh_grant,
+)
 from kitsu_sync.kitsu_client import get_kitsu_client
 from kitsu_sync.models import (
     Anime,
@@ -435,3 +444,42 @@ def test_unlink_removes_tokens_and_social_account_and_keeps_or_deletes_the_list(
     assert KitsuToken.objects.filter(user=other).exists()
     assert LibraryEntry.objects.filter(user=other).count() == 1
     assert not SocialToken.objects.exists()
+
+
+# --- revocation at Kitsu on unlink -------------------------------------------------------------
+
+
+def test_unlink_has_kitsu_revoke_the_tokens_so_a_copy_of_them_is_worthless(
+    make_user, link_user, kitsu_settings
+):
+    user = make_user()
+    link = link_user(user)
+    access, refresh = link.access_token, link.refresh_token
+    transport = Transport(api_url=kitsu_settings.api_url, oauth_url=kitsu_settings.oauth_url)
+
+    assert unlink(user=user, delete_library=False) is True
+
+    assert not KitsuToken.objects.filter(user=user).exists()
+    with pytest.raises(KitsuUnauthorized):
+        KitsuClient(transport).current_user(token=access)
+    with pytest.raises(KitsuInvalidGrant):
+        refresh_grant(
+            transport,
+            refresh_token=refresh,
+            client_id=kitsu_settings.client_id,
+            client_secret=kitsu_settings.client_secret,
+        )
+
+
+def test_unlink_goes_ahead_at_once_when_kitsu_cannot_be_told(make_user, caplog):
+    user = _linked_with_library(make_user)  # settings point at a closed port
+    secret = KitsuToken.objects.get(user=user).refresh_token
+
+    with caplog.at_level(logging.INFO):
+        assert unlink(user=user, delete_library=False) is False
+
+    assert not KitsuToken.objects.filter(user=user).exists()
+    assert LibraryEntry.objects.filter(user=user).count() == 1
+    assert "did not revoke" in caplog.text
+    assert secret not in caplog.text
+    assert "Retrying" not in caplog.text, "one attempt: a person is waiting"
