@@ -66,6 +66,15 @@ _TVDB_SERIES_SITE = "thetvdb/series"
 _TVDB_OLD_SITE = "thetvdb"
 EXTERNAL_ID_FIELDS: tuple[str, ...] = ("mal_id", "anilist_id", "anidb_id", "tvdb_id")
 # Every field `anime_fields` returns (the external ids only when the mappings were included).
+# Column sizes of the text fields `anime_fields` returns (models.Anime; a test keeps them equal).
+ANIME_TEXT_LIMITS: dict[str, int] = {
+    "slug": 255,
+    "title": 500,
+    "title_en": 500,
+    "title_native": 500,
+    "poster_url": 1000,
+    "backdrop_url": 1000,
+}
 ANIME_FIELDS: tuple[str, ...] = (
     "kitsu_id",
     "slug",
@@ -183,6 +192,17 @@ def _flag(value: Any, what: str, *, default: bool = False) -> bool:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _shortened(text: str, limit: int) -> str:
+    """Text cut to fit its column, marked with an ellipsis: one outsized title must not fail
+    every sync of the page it is on."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _fitting(text: str, limit: int) -> str:
+    """An identifier or URL that does not fit is dropped, not cut: a cut one points nowhere."""
+    return text if len(text) <= limit else ""
 
 
 def _first_text(source: Any, keys: Iterable[str]) -> str:
@@ -392,12 +412,16 @@ def anime_fields(resource: Resource) -> dict[str, Any]:
     if subtype is None:
         subtype = attr("showType")  # the deprecated alias of subtype
     nsfw_default = attr("ageRating") == "R18"  # Kitsu: nsfw is exactly ageRating R18
+    limits = ANIME_TEXT_LIMITS
     fields: dict[str, Any] = {
         "kitsu_id": _kitsu_id(resource.id, "anime id"),
-        "slug": _text(attr("slug")),
-        "title": (_text(attr("canonicalTitle")) or _first_text(titles, _TITLE_FALLBACK_LOCALES)),
-        "title_en": _first_text(titles, ("en", "en_us")),
-        "title_native": _first_text(titles, ("ja_jp",)),
+        "slug": _fitting(_text(attr("slug")), limits["slug"]),
+        "title": _shortened(
+            _text(attr("canonicalTitle")) or _first_text(titles, _TITLE_FALLBACK_LOCALES),
+            limits["title"],
+        ),
+        "title_en": _shortened(_first_text(titles, ("en", "en_us")), limits["title_en"]),
+        "title_native": _shortened(_first_text(titles, ("ja_jp",)), limits["title_native"]),
         "overview": _text(attr("description")) or _text(attr("synopsis")),
         "episode_count": _optional_count(attr("episodeCount"), "episodeCount"),
         "episode_duration": _episode_minutes(attr("episodeLength")),
@@ -405,8 +429,12 @@ def anime_fields(resource: Resource) -> dict[str, Any]:
         "kitsu_score": _average_rating(attr("averageRating")),
         "kitsu_rank": _optional_count(attr("ratingRank"), "ratingRank"),
         "kitsu_popularity": _optional_count(attr("popularityRank"), "popularityRank"),
-        "poster_url": _first_text(attr("posterImage"), _POSTER_SIZES),
-        "backdrop_url": _first_text(attr("coverImage"), _COVER_SIZES),
+        "poster_url": _fitting(
+            _first_text(attr("posterImage"), _POSTER_SIZES), limits["poster_url"]
+        ),
+        "backdrop_url": _fitting(
+            _first_text(attr("coverImage"), _COVER_SIZES), limits["backdrop_url"]
+        ),
         "subtype": _choice(subtype, ANIME_SUBTYPES),
         "nsfw": _flag(attr("nsfw"), "nsfw", default=nsfw_default),
         "start_date": parse_kitsu_date(attr("startDate")),

@@ -13,6 +13,7 @@ from kitsu_sync.kitsu_api.errors import KitsuResponseError
 from kitsu_sync.kitsu_api.jsonapi import Resource, parse_document
 from kitsu_sync.mapping import (
     ANIME_FIELDS,
+    ANIME_TEXT_LIMITS,
     EXTERNAL_ID_FIELDS,
     REVENGE_STATUSES,
     MappingError,
@@ -28,6 +29,7 @@ from kitsu_sync.mapping import (
     status_from_kitsu,
     status_to_kitsu,
 )
+from kitsu_sync.models import Anime
 
 API = "https://kitsu.app/api/edge"
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -271,6 +273,37 @@ def test_anime_fields_names_every_field_the_anime_mapping_returns() -> None:
 
     assert tuple(with_mappings) == ANIME_FIELDS
     assert tuple(without) == tuple(name for name in ANIME_FIELDS if name not in EXTERNAL_ID_FIELDS)
+
+
+def test_the_text_limits_are_the_sizes_of_the_anime_columns() -> None:
+    columns = {name: Anime._meta.get_field(name).max_length for name in ANIME_TEXT_LIMITS}
+    assert columns == ANIME_TEXT_LIMITS
+
+
+def test_an_outsized_title_is_shortened_to_its_column_with_an_ellipsis() -> None:
+    long_title = "Bebop " * 200  # 1,200 characters
+    fields = anime_fields(
+        make_anime(canonicalTitle=long_title, titles={"en": long_title, "ja_jp": "カ" * 501})
+    )
+
+    for name in ("title", "title_en", "title_native"):
+        assert len(fields[name]) == ANIME_TEXT_LIMITS[name]
+        assert fields[name].endswith("\u2026")
+    assert fields["title"].startswith("Bebop Bebop")
+
+
+def test_an_outsized_slug_or_image_url_is_dropped_rather_than_cut() -> None:
+    url = "https://media.kitsu.app/anime/poster_images/1/" + "x" * 1000 + ".jpg"
+    fields = anime_fields(
+        make_anime(
+            slug="s" * 256,
+            posterImage={"large": url},
+            coverImage={"large": url, "original": url},
+        )
+    )
+
+    assert (fields["slug"], fields["poster_url"], fields["backdrop_url"]) == ("", "", "")
+    assert anime_fields(make_anime(slug="s" * 255))["slug"] == "s" * 255
 
 
 def test_it_maps_external_ids_when_mappings_were_included() -> None:
