@@ -10,9 +10,9 @@ from revenge_site import celery
 
 
 def test_objects_alive_at_start_are_frozen_for_the_block_and_handed_back_after():
-    assert gc.get_freeze_count() == 0
+    before = gc.get_freeze_count()  # not always 0: Python 3.12 started with a few hundred
     with startup_objects_frozen():
-        assert gc.get_freeze_count() > 1000
+        assert gc.get_freeze_count() > before + 1000
     assert gc.get_freeze_count() == 0
 
 
