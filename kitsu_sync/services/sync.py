@@ -21,7 +21,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from kitsu_sync.kitsu_api import Document, KitsuError, KitsuUnauthorized
+from kitsu_sync.kitsu_api import Document, KitsuBadRequest, KitsuError, KitsuUnauthorized
 from kitsu_sync.kitsu_client import get_kitsu_client
 from kitsu_sync.mapping import LIBRARY_FIELDSETS
 from kitsu_sync.models import (
@@ -241,9 +241,24 @@ class _Claim:
 # --- one run ----------------------------------------------------------------------------------
 
 
+# Set when Kitsu refuses the sparse fieldsets: this process then asks for whole pages.
+_fieldsets_refused = False
+
+
+def _library_fields() -> dict[str, tuple[str, ...]] | None:
+    return None if _fieldsets_refused else LIBRARY_FIELDSETS
+
+
+def _refuses_a_field(exc: KitsuBadRequest) -> bool:
+    """Kitsu's 400 "Invalid field" (JSON:API code 104): a field it does not know (any more)."""
+    return any(str(error.get("code")) == "104" for error in exc.errors)
+
+
 def _library_pages(session: SyncSession, *, since: datetime | None) -> Iterator[Document]:
     """The library, oldest change first, page by page. After a 401 the token is refreshed
-    once and the listing resumes at the page that failed (Kitsu's own next link)."""
+    once and the listing resumes at the page that failed (Kitsu's own next link). Should
+    Kitsu refuse a field of the sparse fieldsets, the listing starts again with whole pages."""
+    global _fieldsets_refused
     next_url: str | None = None
     refreshed = False
     while True:
@@ -255,7 +270,7 @@ def _library_pages(session: SyncSession, *, since: datetime | None) -> Iterator[
                     since=since,
                     # Oldest change first: once a page is stored the cursor may move past it.
                     sort="updatedAt",
-                    fields=LIBRARY_FIELDSETS,
+                    fields=_library_fields(),
                 )
             else:
                 pages = session.client.iter_documents(next_url, token=session.token)
@@ -269,6 +284,11 @@ def _library_pages(session: SyncSession, *, since: datetime | None) -> Iterator[
                 raise
             session.refresh()
             refreshed = True
+        except KitsuBadRequest as exc:
+            if next_url is not None or _fieldsets_refused or not _refuses_a_field(exc):
+                raise
+            logger.warning("Kitsu refused the sparse fieldsets (%s); asking for whole pages.", exc)
+            _fieldsets_refused = True
 
 
 def _entries_by_id(session: SyncSession, entry_ids: list[int]) -> Iterator[Document]:
@@ -278,7 +298,7 @@ def _entries_by_id(session: SyncSession, entry_ids: list[int]) -> Iterator[Docum
         yield from session.call(
             lambda token, batch=batch: list(
                 session.client.iter_library_pages(
-                    user_id=session.kitsu_user_id, token=token, ids=batch, fields=LIBRARY_FIELDSETS
+                    user_id=session.kitsu_user_id, token=token, ids=batch, fields=_library_fields()
                 )
             )
         )

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from kitsu_sync.mapping import LIBRARY_FIELDSETS
 from kitsu_sync.models import (
     KitsuSyncState,
     KitsuToken,
@@ -18,6 +19,7 @@ from kitsu_sync.models import (
     SyncStatus,
     SyncTrigger,
 )
+from kitsu_sync.services import sync as sync_service
 from kitsu_sync.services.sync import (
     CLAIM_TTL,
     QUEUED_EXPIRY,
@@ -304,3 +306,23 @@ def test_a_full_pass_is_due_first_then_weekly_and_a_failed_run_resumes_first(
         user=user, trigger="schedule", direction="import_only", outcome=SyncOutcome.FAILED
     )
     assert not full_pass_due(state, now + timedelta(days=5))
+
+
+def test_kitsu_refusing_a_sparse_field_is_answered_with_whole_pages(
+    kitsu: Any, linked_user: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    # A field this Kitsu does not know: it answers 400 "Invalid field" (code 104).
+    unknown = {**LIBRARY_FIELDSETS, "anime": (*LIBRARY_FIELDSETS["anime"], "colour")}
+    monkeypatch.setattr(sync_service, "LIBRARY_FIELDSETS", unknown)
+    monkeypatch.setattr(sync_service, "_fieldsets_refused", False)
+    user = linked_user()
+
+    run = run_sync(user_id=user.pk, trigger=SyncTrigger.MANUAL, full=True)
+
+    assert run.outcome == SyncOutcome.SUCCESS, run.errors
+    assert run.created == LibraryEntry.objects.filter(user=user).count() > 0
+    assert kitsu.stats()["by_status"]["400"] == 1, "refused once, then whole pages"
+    assert "refused the sparse fieldsets" in caplog.text
+    listed = [r for r in kitsu.requests_log("/api/edge/library-entries") if r["status"] == 200]
+    assert listed
+    assert all("fields" not in request["query"] for request in listed)
