@@ -176,9 +176,18 @@ def partly_imported(settings: Any) -> Iterator[Callable[[Any, Any], Baseline]]:
     def import_one_page(user: Any, sandbox: Any) -> Baseline:
         point_at_sandbox(settings, sandbox)
         settings.KITSU_SYNC_DIRECTION = "import_only"
-        # A 400 is not retried: the run stops at once, with page 1 stored.
+        # A 400 is not retried: the run stops at once, with page 1 stored. Every later page
+        # fails, not just the next request: pages are fetched two ahead, in either order.
         sandbox.set_faults(
-            [{"kind": "status", "status": 400, "path": "/api/edge/library-entries", "after": 1}]
+            [
+                {
+                    "kind": "status",
+                    "status": 400,
+                    "path": "/api/edge/library-entries",
+                    "after": 1,
+                    "count": None,
+                }
+            ]
         )
         run = run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
         sandbox.set_faults([])
