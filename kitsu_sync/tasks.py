@@ -2,7 +2,8 @@
 
 Every task is idempotent (syncs upsert and hold a per-user claim), so `acks_late` is safe: a
 task lost with its worker is delivered again. Retry delays are capped well below the broker's
-visibility timeout (1 h), so a waiting retry is never delivered twice.
+visibility timeout (CELERY_VISIBILITY_TIMEOUT, at least 1 h), so a waiting retry is never
+delivered twice.
 """
 
 from __future__ import annotations

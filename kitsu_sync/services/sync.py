@@ -21,7 +21,13 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from kitsu_sync.kitsu_api import Document, KitsuBadRequest, KitsuError, KitsuUnauthorized
+from kitsu_sync.kitsu_api import (
+    Document,
+    KitsuBadRequest,
+    KitsuClient,
+    KitsuError,
+    KitsuUnauthorized,
+)
 from kitsu_sync.kitsu_client import get_kitsu_client
 from kitsu_sync.mapping import LIBRARY_FIELDSETS
 from kitsu_sync.models import (
@@ -41,9 +47,6 @@ logger = logging.getLogger(__name__)
 
 # A claim lasts this long and is renewed after every page and every batch of writes.
 CLAIM_TTL = timedelta(minutes=10)
-# A queued sync whose task never started (lost message) no longer blocks a new request after
-# this long: the broker's visibility timeout.
-QUEUED_EXPIRY = timedelta(hours=1)
 # filter[since] looks back this far before the cursor, in case Kitsu commits an older
 # updatedAt after a newer one.
 CURSOR_OVERLAP = timedelta(minutes=5)
@@ -77,6 +80,14 @@ class SyncClaimLost(Exception):
 # --- scheduling -------------------------------------------------------------------------------
 
 
+def queued_expiry() -> timedelta:
+    """How long a queued sync whose task never started (a lost message) blocks a new request:
+    the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT), after which Redis would have
+    delivered the message again; an hour in embedded mode, which has none."""
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}
+    return timedelta(seconds=options.get("visibility_timeout", 3600))
+
+
 def schedule_offset(user_id: int, interval: timedelta) -> timedelta:
     """A fixed, per-user share of the interval (the same in every process and every run)."""
     digest = hashlib.sha256(f"kitsu-sync:{user_id}".encode()).digest()
@@ -92,7 +103,7 @@ def next_sync_time(*, user_id: int, now: datetime, failed: bool = False) -> date
 
 def _busy(now: datetime) -> Q:
     return Q(sync_claimed_until__gt=now) | Q(
-        last_sync_status=SyncStatus.QUEUED, updated_at__gt=now - QUEUED_EXPIRY
+        last_sync_status=SyncStatus.QUEUED, updated_at__gt=now - queued_expiry()
     )
 
 
@@ -121,7 +132,7 @@ def request_sync(*, user_id: int, trigger: str, full: bool = False) -> bool:
             sync_library.delay(user_id, str(trigger), full)
         except Exception:
             # Broker down (Redis restarting): a "queued" mark with no message would keep Sync
-            # now and the scheduler away from this user for QUEUED_EXPIRY.
+            # now and the scheduler away from this user for queued_expiry().
             KitsuSyncState.objects.filter(
                 pk=state.pk, last_sync_status=SyncStatus.QUEUED, updated_at=now
             ).update(last_sync_status=state.last_sync_status)
@@ -150,7 +161,7 @@ def dispatch_due_syncs(*, now: datetime | None = None, limit: int | None = None)
         .exclude(
             **{
                 f"{state}last_sync_status": SyncStatus.QUEUED,
-                f"{state}updated_at__gt": now - QUEUED_EXPIRY,
+                f"{state}updated_at__gt": now - queued_expiry(),
             }
         )
         .order_by(F(f"{state}next_sync_at").asc(nulls_first=True), "user_id")
@@ -236,6 +247,22 @@ class _Claim:
         ).update(sync_claimed_until=None, updated_at=timezone.now(), **fields)
         self.until = None
         return bool(released)
+
+
+def _session(link: KitsuToken, *, client: KitsuClient, dry_run: bool) -> SyncSession:
+    """A run's session for this link: a fresh access token, refreshed once after a 401."""
+    user_id = link.user_id
+    return SyncSession(
+        user_id=user_id,
+        kitsu_user_id=link.kitsu_user_id,
+        direction=settings.KITSU_SYNC_DIRECTION,
+        dry_run=dry_run,
+        client=client,
+        token=tokens.get_access_token(user_id=user_id),
+        refresh_access_token=lambda rejected: tokens.refresh_access_token(
+            user_id=user_id, rejected_token=rejected
+        ),
+    )
 
 
 # --- one run ----------------------------------------------------------------------------------
@@ -499,17 +526,7 @@ def run_sync(
     fatal: dict[str, Any] | None = None
     state_status: str | None = None
     try:
-        session = SyncSession(
-            user_id=user_id,
-            kitsu_user_id=link.kitsu_user_id,
-            direction=settings.KITSU_SYNC_DIRECTION,
-            dry_run=dry_run,
-            client=client,
-            token=tokens.get_access_token(user_id=user_id),
-            refresh_access_token=lambda rejected: tokens.refresh_access_token(
-                user_id=user_id, rejected_token=rejected
-            ),
-        )
+        session = _session(link, client=client, dry_run=dry_run)
         _synchronise(session, full=full, claim=claim, progress=state_progress, on_progress=progress)
     except tokens.NeedsRelink as exc:
         fatal = _failure(exc.message)
@@ -624,17 +641,7 @@ def push_library_entry(*, entry_id: int) -> bool:
         raise SyncBusy(f"A sync of user {user_id}'s library is running.")
     session: SyncSession | None = None
     try:
-        session = SyncSession(
-            user_id=user_id,
-            kitsu_user_id=link.kitsu_user_id,
-            direction=settings.KITSU_SYNC_DIRECTION,
-            dry_run=False,
-            client=get_kitsu_client(),
-            token=tokens.get_access_token(user_id=user_id),
-            refresh_access_token=lambda rejected: tokens.refresh_access_token(
-                user_id=user_id, rejected_token=rejected
-            ),
-        )
+        session = _session(link, client=get_kitsu_client(), dry_run=False)
         pushes = importer.entries_with_local_changes(
             session, exclude_pks=set(), only_pks={entry_id}
         )

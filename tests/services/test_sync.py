@@ -22,10 +22,10 @@ from kitsu_sync.models import (
 from kitsu_sync.services import sync as sync_service
 from kitsu_sync.services.sync import (
     CLAIM_TTL,
-    QUEUED_EXPIRY,
     dispatch_due_syncs,
     full_pass_due,
     next_sync_time,
+    queued_expiry,
     request_sync,
     run_sync,
     schedule_offset,
@@ -81,11 +81,29 @@ def test_a_queued_sync_that_never_started_stops_blocking_after_a_while(
     user = linked_user()
     request(user, django_capture_on_commit_callbacks)
     KitsuSyncState.objects.filter(user=user).update(
-        updated_at=timezone.now() - QUEUED_EXPIRY - timedelta(minutes=1)
+        updated_at=timezone.now() - queued_expiry() - timedelta(minutes=1)
     )
 
     assert request(user, django_capture_on_commit_callbacks, full=True)
     assert queued_tasks[-1] == (user.pk, "manual", True)
+
+
+def test_a_queued_sync_blocks_for_as_long_as_the_broker_may_still_deliver_it(
+    linked_user: Any,
+    queued_tasks: list[Any],
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+) -> None:
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7200}
+    user = linked_user()
+    request(user, django_capture_on_commit_callbacks)
+    KitsuSyncState.objects.filter(user=user).update(
+        updated_at=timezone.now() - timedelta(minutes=90)
+    )
+
+    assert queued_expiry() == timedelta(hours=2)
+    assert not request(user, django_capture_on_commit_callbacks)
+    assert len(queued_tasks) == 1
 
 
 def test_no_sync_is_queued_while_one_is_running(
