@@ -102,6 +102,15 @@ def _send(session: SyncSession, push: PendingPush, attributes: dict[str, Any]) -
     )
 
 
+def _about(push: PendingPush) -> dict[str, Any]:
+    """Which entry a recorded failure is about."""
+    return {
+        "entry": push.entry.kitsu_entry_id,
+        "anime": push.anime.kitsu_id,
+        "title": push.anime.title,
+    }
+
+
 def push_changes(
     session: SyncSession,
     pushes: list[PendingPush],
@@ -124,10 +133,7 @@ def push_changes(
                     attributes = kitsu_attributes(push)
                 except MappingError as exc:
                     session.record_entry_failure(
-                        f"{title or 'An entry'} could not be sent to Kitsu: {exc}",
-                        entry=push.entry.kitsu_entry_id,
-                        anime=push.anime.kitsu_id,
-                        title=title,
+                        f"{title or 'An entry'} could not be sent to Kitsu: {exc}", **_about(push)
                     )
                     continue
                 try:
@@ -138,10 +144,7 @@ def push_changes(
                     if exc.retryable:
                         raise
                     session.record_entry_failure(
-                        f"{title or 'An entry'}: {describe_kitsu_error(exc)}",
-                        entry=push.entry.kitsu_entry_id,
-                        anime=push.anime.kitsu_id,
-                        title=title,
+                        f"{title or 'An entry'}: {describe_kitsu_error(exc)}", **_about(push)
                     )
                     continue
                 session.counts.pushed += 1
@@ -151,9 +154,7 @@ def push_changes(
                     session.record_error(
                         f"Kitsu took the change to {title or 'an entry'} but its answer could "
                         f"not be read ({exc}); the next sync compares both sides again.",
-                        entry=push.entry.kitsu_entry_id,
-                        anime=push.anime.kitsu_id,
-                        title=title,
+                        **_about(push),
                     )
         finally:
             # What Kitsu already took is stored even when a later write failed.
