@@ -33,7 +33,7 @@ from django.db import connection
 from django.utils import timezone
 from psycopg import sql
 
-from kitsu_sync.kitsu_api import Transport, password_grant
+from kitsu_sync.kitsu_api import Transport
 from kitsu_sync.kitsu_client import get_transport
 from kitsu_sync.models import (
     Anime,
@@ -49,6 +49,7 @@ from kitsu_sync.sandbox import SandboxConfig, SandboxServer
 from kitsu_sync.services.sync import run_sync
 from tests.celery_worker import CeleryWorker, celery_worker, current_database_url, wait_for
 from tests.sandbox_handle import SandboxHandle
+from tests.sync_support import sandbox_grant
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "var" / "bench"
@@ -310,16 +311,10 @@ def link_users(sandbox: Sandbox, count: int) -> list[LinkedUser]:
     """Revenge users bench1..benchN, linked to seeded sandbox users 1..N by real password
     grants (raise the sandbox's login_throttle_limit for more than 15 a minute)."""
     transport = Transport(api_url=sandbox.api_url, oauth_url=sandbox.oauth_url)
-    grants = []
-    for credential in sandbox.all_credentials()[:count]:
-        token = password_grant(
-            transport,
-            username=credential.login,
-            password=credential.password,
-            client_id=sandbox.client_id,
-            client_secret=sandbox.client_secret,
-        )
-        grants.append((credential, token))
+    grants = [
+        (credential, sandbox_grant(sandbox, credential, transport))
+        for credential in sandbox.all_credentials()[:count]
+    ]
     unusable = make_password(None)
     users = get_user_model().objects.bulk_create(
         get_user_model()(

@@ -18,14 +18,17 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import connection
 from django.utils import timezone
 
-from kitsu_sync.kitsu_api import RetryPolicy, password_grant
+from kitsu_sync.kitsu_api import RetryPolicy
 from kitsu_sync.kitsu_client import get_kitsu_client, get_transport
 from kitsu_sync.models import AuthFlow, KitsuToken
 from kitsu_sync.services import sync
 from kitsu_sync.services.tokens import store_link
 from revenge_site.settings import kitsu_socialaccount_providers
+from tests.sync_support import sandbox_grant
 
 TOKEN_ROUTE = "POST /api/oauth/token"
 # Connect retries without waiting, so that "Kitsu unreachable" tests stay fast.
@@ -126,13 +129,7 @@ def link_user(kitsu_settings: Any) -> Callable[..., KitsuToken]:
 
     def link(user: Any, index: int = 1, *, expires_in: timedelta | None = None) -> KitsuToken:
         credential = kitsu_settings.credentials(index)
-        token = password_grant(
-            get_transport(),
-            username=credential.login,
-            password=credential.password,
-            client_id=kitsu_settings.client_id,
-            client_secret=kitsu_settings.client_secret,
-        )
+        token = sandbox_grant(kitsu_settings, credential, get_transport())
         kitsu_user = get_kitsu_client().current_user(token=token.access_token)
         assert kitsu_user is not None
         stored = store_link(user=user, token=token, kitsu_user=kitsu_user, flow=AuthFlow.PASSWORD)
@@ -203,3 +200,15 @@ def site_path(url: str) -> str:
     """The path and query of a redirect back to the Django site (for the test client)."""
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def database_text() -> str:
+    """Every row of every table as text, sessions decoded."""
+    chunks = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 (names from introspection)
+            chunks.extend(repr(row) for row in cursor.fetchall())
+    for session in SessionStore.get_model_class().objects.all():
+        chunks.append(repr(SessionStore().decode(session.session_data)))
+    return "\n".join(chunks)

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from kitsu_sync.kitsu_api import RetryPolicy, Transport, password_grant
+from kitsu_sync.kitsu_api import RetryPolicy, TokenResponse, Transport, password_grant
 from kitsu_sync.kitsu_client import get_transport
 from kitsu_sync.models import AuthFlow, KitsuToken
 
@@ -28,17 +28,24 @@ def point_at_sandbox(settings: Any, sandbox: Any) -> None:
     get_transport.cache_clear()
 
 
-def link_user(user: Any, sandbox: Any, index: int = 1) -> KitsuToken:
-    """Link `user` to seeded sandbox user `index` with a real password grant."""
-    credential = sandbox.credentials(index)
-    transport = Transport(api_url=sandbox.api_url, oauth_url=sandbox.oauth_url)
-    token = password_grant(
-        transport,
+def sandbox_grant(
+    sandbox: Any, credential: Any, transport: Transport | None = None
+) -> TokenResponse:
+    """A real password grant for a seeded sandbox user, as the sandbox's registered client
+    (through `transport`, else a plain one of its own)."""
+    return password_grant(
+        transport or Transport(api_url=sandbox.api_url, oauth_url=sandbox.oauth_url),
         username=credential.login,
         password=credential.password,
         client_id=sandbox.client_id,
         client_secret=sandbox.client_secret,
     )
+
+
+def link_user(user: Any, sandbox: Any, index: int = 1) -> KitsuToken:
+    """Link `user` to seeded sandbox user `index` with a real password grant."""
+    credential = sandbox.credentials(index)
+    token = sandbox_grant(sandbox, credential)
     return KitsuToken.objects.create(
         user=user,
         kitsu_user_id=credential.user_id,

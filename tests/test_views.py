@@ -6,8 +6,6 @@ from typing import Any
 
 import pytest
 from allauth.socialaccount.models import SocialAccount
-from django.contrib.sessions.backends.db import SessionStore
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -26,7 +24,7 @@ from kitsu_sync.models import (
 )
 from kitsu_sync.services.tokens import store_link
 from tests import link_fixtures
-from tests.link_fixtures import refused_url
+from tests.link_fixtures import database_text, refused_url
 
 kitsu_settings = link_fixtures.kitsu_settings
 code_flow = link_fixtures.code_flow
@@ -278,18 +276,6 @@ def test_bad_input_is_refused_without_calling_kitsu(
     assert kitsu_settings.stats()["total"] == 0
 
 
-def _database_text() -> str:
-    """Every row of every table as text, sessions decoded."""
-    chunks = []
-    with connection.cursor() as cursor:
-        for table in connection.introspection.table_names():
-            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 (names from introspection)
-            chunks.extend(repr(row) for row in cursor.fetchall())
-    for session in SessionStore.get_model_class().objects.all():
-        chunks.append(repr(SessionStore().decode(session.session_data)))
-    return "\n".join(chunks)
-
-
 def test_the_password_is_in_no_row_log_record_or_response(
     client, signed_in, kitsu_settings, sync_requests, caplog
 ):
@@ -309,7 +295,7 @@ def test_the_password_is_in_no_row_log_record_or_response(
         f"{record.getMessage()} {record.args!r} {record.exc_text or ''}"
         for record in caplog.records
     )
-    stored = _database_text()
+    stored = database_text()
     cookies = repr({name: morsel.value for name, morsel in client.cookies.items()})
     # The search does see what is stored: the Kitsu login is kept (in allauth's extra_data).
     assert demo.email in stored

@@ -21,9 +21,7 @@ from io import StringIO
 
 import pytest
 from allauth.account.models import EmailAddress
-from django.contrib.sessions.backends.db import SessionStore
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -33,7 +31,7 @@ from kitsu_sync.models import KitsuSyncState, KitsuToken, SyncOutcome, SyncRun
 from kitsu_sync.services import linking, tokens
 from kitsu_sync.services.sync import run_sync
 from tests import link_fixtures
-from tests.link_fixtures import KitsuAuthorizePage, refused_url, site_path
+from tests.link_fixtures import KitsuAuthorizePage, database_text, refused_url, site_path
 
 kitsu_settings = link_fixtures.kitsu_settings
 code_flow = link_fixtures.code_flow
@@ -70,17 +68,6 @@ def all_logs() -> Iterator[EveryRecord]:
     logging.getLogger().removeHandler(handler)
     for logger, level in levels.items():
         logger.setLevel(level)
-
-
-def database_text() -> str:
-    chunks = []
-    with connection.cursor() as cursor:
-        for table in connection.introspection.table_names():
-            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 (names from introspection)
-            chunks.extend(repr(row) for row in cursor.fetchall())
-    for session in SessionStore.get_model_class().objects.all():
-        chunks.append(repr(SessionStore().decode(session.session_data)))
-    return "\n".join(chunks)
 
 
 def exception_text(error: BaseException) -> str:
