@@ -1,21 +1,34 @@
 """Kitsu's resources as methods: each builds one request and returns JSON:API resources.
 
 No mapping to Revenge fields happens here; callers read `Resource.attr` / `Resource.related`.
+Requests that need a user's access token take a `str`, or a `BearerToken` that can be replaced
+once after Kitsu refuses it (401): that refresh-and-retry happens here, in `_authorised`, for
+single requests and for every page of a listing alike.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
-from kitsu_sync.kitsu_api.errors import KitsuResponseError, KitsuUsageError
+from kitsu_sync.kitsu_api.errors import (
+    KitsuFieldsRefused,
+    KitsuResponseError,
+    KitsuUnauthorized,
+    KitsuUsageError,
+)
 from kitsu_sync.kitsu_api.jsonapi import Document, Resource, parse_document
 from kitsu_sync.kitsu_api.transport import Transport
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Kitsu's offset paginator caps page[limit] at 20, except LibraryPaginator at 500 (§4.3).
 MAX_PAGE_LIMIT = 20
@@ -41,10 +54,65 @@ def _page_limit(value: int, maximum: int) -> int:
     return value
 
 
-def _require_token(token: str | None) -> str:
-    if not token:
+class BearerToken:
+    """A user's access token, which `refresh` replaces once Kitsu refuses it.
+
+    `refresh(rejected)` returns the token to use instead (the caller's token store refreshes
+    it, or hands out the one another process already got). Kitsu answers 401 to an expired or
+    revoked token (docs/kitsu-api.md §2).
+    """
+
+    def __init__(self, value: str, *, refresh: Callable[[str], str] | None = None) -> None:
+        self._value = value
+        self._refresh = refresh
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return "BearerToken(<hidden>)"
+
+    @property
+    def value(self) -> str:
+        return self._value
+
+    def replacement(self, rejected: str) -> str | None:
+        """The token to use instead of `rejected`, or None when there is none."""
+        with self._lock:
+            if rejected == self._value:
+                if self._refresh is None:
+                    return None
+                self._value = self._refresh(rejected)
+            return self._value if self._value != rejected else None
+
+
+Token = str | BearerToken
+
+
+def _token_value(token: Token | None) -> str | None:
+    return token.value if isinstance(token, BearerToken) else token
+
+
+def _require_token(token: Token | None) -> Token:
+    if not _token_value(token):
         raise KitsuUsageError("This Kitsu request needs an access token.")
+    assert token is not None
     return token
+
+
+def _replacement(token: Token | None, rejected: str | None, refused: KitsuUnauthorized) -> str:
+    """The token to try once more with after a 401, or `refused` raised again."""
+    fresh = token.replacement(rejected or "") if isinstance(token, BearerToken) else None
+    if fresh is None:
+        raise refused
+    return fresh
+
+
+def _authorised(token: Token | None, request: Callable[[str | None], T]) -> T:
+    """`request(token)`, and once more with a fresh token when Kitsu answers 401."""
+    value = _token_value(token)
+    try:
+        return request(value)
+    except KitsuUnauthorized as exc:
+        return request(_replacement(token, value, exc))
 
 
 def format_since(moment: datetime) -> str:
@@ -153,6 +221,8 @@ class KitsuClient:
     def __init__(self, transport: Transport, *, pages_in_flight: int = 1) -> None:
         self.transport = transport
         self.pages_in_flight = _pages_in_flight(pages_in_flight)
+        # Set once Kitsu refuses a sparse fieldset: library listings then ask for whole pages.
+        self.whole_library_pages = False
 
     def __repr__(self) -> str:
         return f"KitsuClient({self.transport!r})"
@@ -170,7 +240,7 @@ class KitsuClient:
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
-        token: str | None = None,
+        token: Token | None = None,
         pages_in_flight: int | None = None,
     ) -> Iterator[Document]:
         """Every page of a collection, following links.next until Kitsu leaves it out.
@@ -179,7 +249,8 @@ class KitsuClient:
         in threads while the caller works on a page. Pages still come in order, and they are
         exactly the pages links.next leads to; a page's error is raised when its turn comes,
         after the pages before it. Closing the iterator early cancels what has not started
-        and waits for the requests in progress.
+        and waits for the requests in progress. A page refused with 401 is asked for once more
+        with `token`'s replacement, in the caller's thread.
         """
         in_flight = (
             self.pages_in_flight if pages_in_flight is None else _pages_in_flight(pages_in_flight)
@@ -188,11 +259,14 @@ class KitsuClient:
             return self._documents_in_turn(path, params=params, token=token)
         return self._documents_ahead(path, params=params, token=token, in_flight=in_flight)
 
+    def _page(self, url: str, params: Mapping[str, Any] | None, token: Token | None) -> Document:
+        return _authorised(token, lambda value: self.get_document(url, params=params, token=value))
+
     def _documents_in_turn(
-        self, path: str, *, params: Mapping[str, Any] | None, token: str | None
+        self, path: str, *, params: Mapping[str, Any] | None, token: Token | None
     ) -> Iterator[Document]:
         seen: set[str] = set()
-        document = self.get_document(path, params=params, token=token)
+        document = self._page(path, params, token)
         while True:
             yield document
             next_url = document.next_url
@@ -201,10 +275,10 @@ class KitsuClient:
             if next_url in seen:
                 raise KitsuResponseError(_LOOP_MESSAGE)
             seen.add(next_url)
-            document = self.get_document(next_url, token=token)
+            document = self._page(next_url, None, token)
 
     def _documents_ahead(
-        self, path: str, *, params: Mapping[str, Any] | None, token: str | None, in_flight: int
+        self, path: str, *, params: Mapping[str, Any] | None, token: Token | None, in_flight: int
     ) -> Iterator[Document]:
         """Pages fetched ahead: the real next link, then guesses that each page checks."""
         seen: set[str] = set()
@@ -213,10 +287,19 @@ class KitsuClient:
         pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="kitsu-page")
 
         def fetch(url: str) -> Future[Document]:
-            return pool.submit(self.get_document, url, token=token)
+            # The token as it is now: a page refused with it is asked for again in turn.
+            return pool.submit(self.get_document, url, token=_token_value(token))
+
+        def arrived(url: str, future: Future[Document]) -> Document:
+            sent_with = _token_value(token)  # refreshed only in this thread, so still the same
+            try:
+                return future.result()
+            except KitsuUnauthorized as exc:
+                _forget(ahead)  # sent with the same refused token
+                return self.get_document(url, token=_replacement(token, sent_with, exc))
 
         try:
-            document = self.get_document(path, params=params, token=token)
+            document = self._page(path, params, token)
             while True:
                 next_url = document.next_url
                 if next_url is None or next_url in seen:
@@ -233,7 +316,7 @@ class KitsuClient:
                     ahead.append((next_url, fetch(next_url)))
                 _guess_next_pages(ahead, document.meta.get("count"), in_flight, fetch)
                 yield document
-                document = ahead.popleft()[1].result()
+                document = arrived(*ahead.popleft())
         finally:
             _forget(ahead)
             pool.shutdown(wait=True, cancel_futures=True)
@@ -243,7 +326,7 @@ class KitsuClient:
         path: str,
         *,
         params: Mapping[str, Any],
-        token: str | None = None,
+        token: Token | None = None,
         pages_in_flight: int | None = None,
     ) -> Iterator[Resource]:
         pages = self.iter_documents(
@@ -252,8 +335,8 @@ class KitsuClient:
         for document in pages:
             yield from self._collection(document)
 
-    def _one(self, path: str, *, params: Mapping[str, Any], token: str | None) -> Resource:
-        document = self.get_document(path, params=params, token=token)
+    def _one(self, path: str, *, params: Mapping[str, Any], token: Token | None) -> Resource:
+        document = self._page(path, params, token)
         if not isinstance(document.data, Resource):
             raise KitsuResponseError(f"Kitsu returned no single resource for {path}.")
         return document.data
@@ -330,11 +413,9 @@ class KitsuClient:
 
     # --- users and library ------------------------------------------------------------------
 
-    def current_user(self, *, token: str) -> Resource | None:
+    def current_user(self, *, token: Token) -> Resource | None:
         """The token's owner; Kitsu answers an empty array, not 401, for an anonymous caller."""
-        document = self.get_document(
-            "users", params={"filter[self]": "true"}, token=_require_token(token)
-        )
+        document = self._page("users", {"filter[self]": "true"}, _require_token(token))
         users = self._collection(document)
         return users[0] if users else None
 
@@ -342,7 +423,7 @@ class KitsuClient:
         self,
         *,
         user_id: int | str,
-        token: str | None = None,
+        token: Token | None = None,
         kind: str = "anime",
         since: datetime | None = None,
         include: Sequence[str] = ("anime", "anime.mappings"),
@@ -358,8 +439,9 @@ class KitsuClient:
         `sort` takes JSON:API sort fields (`updatedAt`, `-progressedAt`, ...); Kitsu's default
         order is by id. `ids` keeps only the entries with these ids. `fields` maps a resource
         type to the attributes and relationships Kitsu should send (sparse fieldsets; a
-        relationship named in `include` must be listed too). `pages_in_flight`: see
-        `iter_documents`.
+        relationship named in `include` must be listed too). Should Kitsu refuse a field of
+        them (400 "Invalid field"), the listing starts again with whole pages, and so do this
+        client's later listings. `pages_in_flight`: see `iter_documents`.
         """
         if kind not in LIBRARY_KINDS:
             raise KitsuUsageError(f"Unknown library kind {kind!r}: use anime or manga.")
@@ -391,8 +473,37 @@ class KitsuClient:
             if not sort_fields or not all(isinstance(name, str) and name for name in sort_fields):
                 raise KitsuUsageError(f"Sort fields must be non-empty names, not {sort!r}.")
             params["sort"] = ",".join(sort_fields)
-        params.update(_fieldsets(fields))
-        return self.iter_documents(
+        fieldsets = _fieldsets(fields)
+        if pages_in_flight is not None:
+            _pages_in_flight(pages_in_flight)  # checked now, not at the first page
+        return self._library_listing(params, fieldsets, token, pages_in_flight)
+
+    def _library_listing(
+        self,
+        params: dict[str, Any],
+        fieldsets: dict[str, str],
+        token: Token | None,
+        pages_in_flight: int | None,
+    ) -> Iterator[Document]:
+        if fieldsets and not self.whole_library_pages:
+            pages = self.iter_documents(
+                "library-entries",
+                params={**params, **fieldsets},
+                token=token,
+                pages_in_flight=pages_in_flight,
+            )
+            try:
+                first = next(pages)
+            except KitsuFieldsRefused as exc:
+                logger.warning(
+                    "Kitsu refused the sparse fieldsets (%s); asking for whole pages.", exc
+                )
+                self.whole_library_pages = True
+            else:
+                yield first
+                yield from pages
+                return
+        yield from self.iter_documents(
             "library-entries", params=params, token=token, pages_in_flight=pages_in_flight
         )
 
@@ -400,7 +511,7 @@ class KitsuClient:
         self,
         entry_id: int | str,
         *,
-        token: str | None = None,
+        token: Token | None = None,
         include: Sequence[str] = ("anime", "anime.mappings"),
     ) -> Resource:
         path = f"library-entries/{_kitsu_id(entry_id, 'The library entry id')}"
@@ -409,7 +520,7 @@ class KitsuClient:
     def create_library_entry(
         self,
         *,
-        token: str,
+        token: Token,
         user_id: int | str,
         anime_id: int | str,
         attributes: Mapping[str, Any],
@@ -426,20 +537,12 @@ class KitsuClient:
                 },
             }
         }
-        return self._written(
-            self.transport.request(
-                "POST",
-                "library-entries",
-                token=_require_token(token),
-                params=_include(include) or None,
-                json_body=body,
-            ).body
-        )
+        return self._write("POST", "library-entries", token, include, body)
 
     def update_library_entry(
         self,
         *,
-        token: str,
+        token: Token,
         entry_id: int | str,
         attributes: Mapping[str, Any],
         include: Sequence[str] = (),
@@ -448,23 +551,25 @@ class KitsuClient:
         entry = _kitsu_id(entry_id, "The library entry id")
         # Kitsu needs the id in the body too: 400 "A key is required" without it.
         body = {"data": {"type": "libraryEntries", "id": entry, "attributes": dict(attributes)}}
-        return self._written(
-            self.transport.request(
-                "PATCH",
-                f"library-entries/{entry}",
-                token=_require_token(token),
-                params=_include(include) or None,
-                json_body=body,
-            ).body
+        return self._write("PATCH", f"library-entries/{entry}", token, include, body)
+
+    def delete_library_entry(self, *, token: Token, entry_id: int | str) -> None:
+        entry = _kitsu_id(entry_id, "The library entry id")
+        _authorised(
+            _require_token(token),
+            lambda value: self.transport.request("DELETE", f"library-entries/{entry}", token=value),
         )
 
-    def delete_library_entry(self, *, token: str, entry_id: int | str) -> None:
-        entry = _kitsu_id(entry_id, "The library entry id")
-        self.transport.request("DELETE", f"library-entries/{entry}", token=_require_token(token))
-
-    @staticmethod
-    def _written(body: Any) -> Resource:
-        document = parse_document(body)
+    def _write(
+        self, method: str, path: str, token: Token, include: Sequence[str], body: Any
+    ) -> Resource:
+        response = _authorised(
+            _require_token(token),
+            lambda value: self.transport.request(
+                method, path, token=value, params=_include(include) or None, json_body=body
+            ),
+        )
+        document = parse_document(response.body)
         if not isinstance(document.data, Resource):
             raise KitsuResponseError("Kitsu's answer to a write holds no library entry.")
         return document.data

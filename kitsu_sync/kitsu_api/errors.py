@@ -73,6 +73,15 @@ class KitsuBadRequest(KitsuClientError):
     """400: bad filter, page limit over the maximum, unknown field..."""
 
 
+class KitsuFieldsRefused(KitsuBadRequest):
+    """400 "Invalid field" (JSON:API error code 104): a sparse fieldset names a field this
+    Kitsu does not know (any more). Asking for whole resources works (docs/kitsu-api.md §4.4)."""
+
+
+# jsonapi-resources' code for "Invalid field" (JSONAPI::INVALID_FIELD).
+INVALID_FIELD_CODE = "104"
+
+
 class KitsuUnauthorized(KitsuClientError):
     """401: the access token is expired or revoked (refreshing it may help)."""
 
@@ -209,6 +218,8 @@ def error_for_response(
             retry_after=retry_after,
         )
     error_class = _STATUS_ERRORS.get(status, KitsuClientError)
+    if status == 400 and any(str(error.get("code")) == INVALID_FIELD_CODE for error in errors):
+        error_class = KitsuFieldsRefused
     return error_class(
         detail or f"Kitsu refused the request with HTTP {status}.",
         status=status,

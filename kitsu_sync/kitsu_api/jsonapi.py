@@ -128,6 +128,15 @@ class Document:
         value = self.links.get("next")
         return value if isinstance(value, str) and value else None
 
+    @property
+    def total(self) -> int | None:
+        """How many resources the whole collection holds: Kitsu's `meta.count` on paginated
+        listings (docs/kitsu-api.md §4.3), or None when it sent no usable count."""
+        count = self.meta.get("count")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            return None
+        return count
+
 
 def _fail(message: str) -> KitsuResponseError:
     return KitsuResponseError(f"Malformed JSON:API document: {message}")

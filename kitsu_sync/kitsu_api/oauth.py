@@ -14,6 +14,9 @@ from urllib.parse import urlencode
 from kitsu_sync.kitsu_api.errors import KitsuResponseError, KitsuUsageError
 from kitsu_sync.kitsu_api.transport import Transport
 
+# Taken off a token's lifetime: the answer left Kitsu a little before it was received.
+EXPIRY_SKEW = timedelta(seconds=60)
+
 
 @dataclass(frozen=True)
 class TokenResponse:
@@ -23,6 +26,8 @@ class TokenResponse:
     expires_in: int | None
     scope: str
     created_at: datetime
+    # When this answer arrived: the start of `expires_in`.
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __repr__(self) -> str:
         return (
@@ -35,10 +40,16 @@ class TokenResponse:
 
     @property
     def expires_at(self) -> datetime | None:
-        """When the access token stops working (30 days after issue on kitsu.app)."""
+        """When the access token stops working, less a minute's margin.
+
+        Counted from when the answer arrived, not from `created_at`: Doorkeeper answers a
+        password grant that reuses a still-valid token with that token's original
+        `created_at` and the seconds it has *left* in `expires_in` (docs/kitsu-api.md §2,
+        token reuse).
+        """
         if self.expires_in is None:
             return None
-        return self.created_at + timedelta(seconds=self.expires_in)
+        return self.received_at + timedelta(seconds=self.expires_in) - EXPIRY_SKEW
 
     @classmethod
     def from_body(cls, body: Any, *, now: datetime | None = None) -> TokenResponse:
@@ -62,9 +73,10 @@ class TokenResponse:
             isinstance(expires_in, bool) or not isinstance(expires_in, int)
         ):
             raise KitsuResponseError("Kitsu's token response has a non-integer expires_in.")
+        received_at = now or datetime.now(UTC)
         created_raw = body.get("created_at")
         if created_raw is None:
-            created_at = now or datetime.now(UTC)
+            created_at = received_at
         elif isinstance(created_raw, int | float) and not isinstance(created_raw, bool):
             created_at = datetime.fromtimestamp(created_raw, UTC)
         else:
@@ -77,6 +89,7 @@ class TokenResponse:
             expires_in=expires_in,
             scope=scope if isinstance(scope, str) else "",
             created_at=created_at,
+            received_at=received_at,
         )
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -27,6 +27,7 @@ from kitsu_sync.kitsu_api import (
     revoke_token,
     token_info,
 )
+from kitsu_sync.kitsu_api.oauth import EXPIRY_SKEW
 from tests.kitsu_api import payloads
 from tests.kitsu_api.payloads import ACCESS_TOKEN, OAUTH_URL, REFRESH_TOKEN
 
@@ -59,8 +60,8 @@ def test_password_grant_returns_the_token_pair_and_its_expiry(
     assert token.token_type == "Bearer"
     assert token.scope == "public"
     assert token.created_at == datetime(2024, 8, 12, 5, 20, tzinfo=UTC)
-    # Kitsu tokens last 30 days.
-    assert token.expires_at == datetime(2024, 9, 11, 5, 20, tzinfo=UTC)
+    # Kitsu tokens last 30 days, counted from the answer (less a minute's margin).
+    assert token.expires_at == token.received_at + timedelta(days=30) - EXPIRY_SKEW
     assert token.expires_at.tzinfo is not None
     assert sent_form(token_endpoint) == {
         "grant_type": ["password"],
@@ -191,7 +192,20 @@ def test_a_token_response_without_created_at_starts_now() -> None:
     token = TokenResponse.from_body(body, now=now)
 
     assert token.created_at == now
-    assert token.expires_at == datetime(2025, 1, 31, tzinfo=UTC)
+    assert token.expires_at == datetime(2025, 1, 31, tzinfo=UTC) - EXPIRY_SKEW
+
+
+def test_a_reused_token_expires_after_the_seconds_it_has_left_from_now() -> None:
+    # Doorkeeper's reuse_access_token: a repeat login answers with the token it already issued,
+    # its original created_at, and the seconds left in expires_in.
+    now = datetime(2025, 1, 21, tzinfo=UTC)
+    issued = datetime(2025, 1, 1, tzinfo=UTC)
+    body = payloads.token_body(created_at=int(issued.timestamp()), expires_in=10 * 86400)
+
+    token = TokenResponse.from_body(body, now=now)
+
+    assert token.created_at == issued
+    assert token.expires_at == datetime(2025, 1, 31, tzinfo=UTC) - EXPIRY_SKEW
 
 
 @pytest.mark.parametrize(
