@@ -519,19 +519,9 @@ def related(store: SandboxStore, record: Any, name: str, viewer: User | None) ->
     """The record(s) behind a relationship: a list for to-many, a record or None for to-one."""
     kind = kind_of(record)
     if isinstance(record, LibraryEntry):
-        if name == "user":
-            return store.user_by_id(record.user_id)
-        if name in ("media", record.kind):
-            return store.entry_media(record)
-        return None
+        return _entry_related(store, record, name)
     if isinstance(record, Media):
-        if name == "genres":
-            return [store.genres[i - 1] for i in record.genre_ids]
-        if name == "categories":
-            return [store.categories[i - 1] for i in record.category_ids]
-        if name == "mappings" and isinstance(record, Anime):
-            return record.mappings
-        return []
+        return _media_related(store, record, name)
     if isinstance(record, Mapping):
         return record.anime
     if isinstance(record, Category) and name == "parent":
@@ -539,6 +529,26 @@ def related(store: SandboxStore, record: Any, name: str, viewer: User | None) ->
     if isinstance(record, User) and name == "libraryEntries":
         return [e for e in store.entries_by_user.get(record.id, ()) if entry_visible(e, viewer)]
     return None if name in kind.to_one else []
+
+
+def _entry_related(store: SandboxStore, entry: LibraryEntry, name: str) -> Any:
+    """An entry's user or title (as `media` or by its kind); None for any other name."""
+    if name == "user":
+        return store.user_by_id(entry.user_id)
+    if name in ("media", entry.kind):
+        return store.entry_media(entry)
+    return None
+
+
+def _media_related(store: SandboxStore, media: Media, name: str) -> list[Any]:
+    """A title's genres, categories or (anime only) mappings; empty for any other name."""
+    if name == "genres":
+        return [store.genres[i - 1] for i in media.genre_ids]
+    if name == "categories":
+        return [store.categories[i - 1] for i in media.category_ids]
+    if name == "mappings" and isinstance(media, Anime):
+        return media.mappings
+    return []
 
 
 def visible(record: Any, viewer: User | None) -> bool:

@@ -645,102 +645,120 @@ def build_library(
 ) -> list[LibraryEntry]:
     """One user's library: `config.entries` entries, with every awkward case when it fits."""
     rng = random.Random(f"kitsu-sandbox:{config.seed}:library:{user.index}")
-    total = config.entries
-    manga_total = min(len(manga), total // 12 if total >= 12 else (1 if total >= 6 else 0))
-    anime_total = min(total - manga_total, len(anime))
-    anime_ids = rng.sample(range(1, len(anime) + 1), anime_total)
-    if anime_total >= 20:
-        # One entry for each awkward kind of title, wherever the sample put them.
-        block = 20 * (1 + user.index % 3)
-        wanted = [
-            block + archetype
-            for archetype in (R18, ONGOING, NO_MAPPINGS, NO_EN, EN_NULL, UNRATED)
-            if block + archetype <= len(anime)
-        ]
-        present = set(anime_ids)
-        missing = [anime_id for anime_id in wanted if anime_id not in present]
-        free_slots = [i for i, anime_id in enumerate(anime_ids) if anime_id not in wanted]
-        for slot, anime_id in zip(free_slots[1::2], missing, strict=False):
-            anime_ids[slot] = anime_id
-    picks: list[Media] = [anime[i - 1] for i in anime_ids]
-    for manga_id in rng.sample(range(1, len(manga) + 1), manga_total):
-        picks.insert(rng.randrange(len(picks) + 1), manga[manga_id - 1])
-
-    entries = []
+    picks = _library_picks(rng, config.entries, user, anime, manga)
     span = max(DATA_EPOCH_MS - user.created_at, DAY_MS)
-    for position, media in enumerate(picks):
-        status = (
-            LIBRARY_STATUSES[position]
-            if position < 5
-            else _weighted(
-                rng,
-                (
-                    ("current", 15),
-                    ("planned", 25),
-                    ("completed", 40),
-                    ("on_hold", 8),
-                    ("dropped", 12),
-                ),
-            )
-        )
-        if media.status in ("upcoming", "unreleased", "tba") and status != "planned":
-            status = "planned"
-        count = media.unit_count
-        entry = LibraryEntry()
-        entry.id = next_id + position
-        entry.user_id = user.id
-        entry.kind = media.kind
-        entry.media_id = media.id
-        entry.nsfw = media.nsfw
-        entry.status = status
-        entry.progress = _progress_for(rng, status, count)
-        entry.volumes_owned = rng.randrange(5) if media.kind == "manga" else 0
-        rewatch = rng.random()
-        entry.reconsuming = status == "current" and (position == 7 or rewatch < 0.08)
-        entry.reconsume_count = (
-            1 + rng.randrange(3)
-            if entry.reconsuming or (status == "completed" and rewatch < 0.12)
-            else 0
-        )
-        entry.notes = (
-            NOTES[rng.randrange(len(NOTES))] if position == 3 or rng.random() < 0.18 else None
-        )
-        entry.private = position == 9 or rng.random() < 0.06
-        entry.reaction_skipped = ("unskipped", "unskipped", "unskipped", "skipped", "ignored")[
-            rng.randrange(5)
-        ]
-        rated = status in ("completed", "dropped", "current") and rng.random() < 0.75
-        if position == 2:
-            entry.rating_twenty = None
-        elif position in (4, 6):
-            entry.rating_twenty = 2 if position == 4 else 20
-        else:
-            entry.rating_twenty = 2 + rng.randrange(19) if rated else None
-        entry.created_at = user.created_at + rng.randrange(span)
-        entry.updated_at = entry.created_at + rng.randrange(
-            max(DATA_EPOCH_MS - entry.created_at, 1)
-        )
-        legacy = rng.random() < 0.1  # entries from before Kitsu tracked start dates
-        entry.started_at = (
-            None if status == "planned" or legacy else entry.created_at + rng.randrange(DAY_MS * 3)
-        )
-        entry.finished_at = (
-            entry.updated_at - rng.randrange(DAY_MS)
-            if status == "completed" and not legacy
-            else None
-        )
-        if entry.finished_at is not None and entry.started_at is not None:
-            entry.finished_at = max(entry.finished_at, entry.started_at)
-        entry.progressed_at = (
-            None if status == "planned" and entry.progress == 0 else entry.updated_at
-        )
-        entries.append(entry)
-    if total >= 10 and not any(e.reconsuming for e in entries):
+    entries = [
+        _library_entry(rng, user, media, position, next_id + position, span)
+        for position, media in enumerate(picks)
+    ]
+    if config.entries >= 10 and not any(e.reconsuming for e in entries):
         # A rewatch in progress: a "current" entry that has been completed before.
         rewatch = next((e for e in entries if e.status == "current"), None)
         if rewatch is not None:
             rewatch.reconsuming, rewatch.reconsume_count = True, max(rewatch.reconsume_count, 1)
     return entries
+
+
+def _library_picks(
+    rng: random.Random, total: int, user: User, anime: list[Anime], manga: list[Manga]
+) -> list[Media]:
+    """The titles of a library, in list order: sampled anime with one manga in every twelve."""
+    manga_total = min(len(manga), total // 12 if total >= 12 else (1 if total >= 6 else 0))
+    anime_total = min(total - manga_total, len(anime))
+    anime_ids = rng.sample(range(1, len(anime) + 1), anime_total)
+    if anime_total >= 20:
+        _place_awkward_titles(anime_ids, user, len(anime))
+    picks: list[Media] = [anime[i - 1] for i in anime_ids]
+    for manga_id in rng.sample(range(1, len(manga) + 1), manga_total):
+        picks.insert(rng.randrange(len(picks) + 1), manga[manga_id - 1])
+    return picks
+
+
+def _place_awkward_titles(anime_ids: list[int], user: User, anime_count: int) -> None:
+    """Swap any missing awkward kind of title into the sample, so each gets one entry."""
+    block = 20 * (1 + user.index % 3)
+    wanted = [
+        block + archetype
+        for archetype in (R18, ONGOING, NO_MAPPINGS, NO_EN, EN_NULL, UNRATED)
+        if block + archetype <= anime_count
+    ]
+    present = set(anime_ids)
+    missing = [anime_id for anime_id in wanted if anime_id not in present]
+    free_slots = [i for i, anime_id in enumerate(anime_ids) if anime_id not in wanted]
+    for slot, anime_id in zip(free_slots[1::2], missing, strict=False):
+        anime_ids[slot] = anime_id
+
+
+def _library_entry(
+    rng: random.Random, user: User, media: Media, position: int, entry_id: int, span: int
+) -> LibraryEntry:
+    """The entry at this position of a user's library; the first ten cover the awkward cases."""
+    status = (
+        LIBRARY_STATUSES[position]
+        if position < 5
+        else _weighted(
+            rng,
+            (
+                ("current", 15),
+                ("planned", 25),
+                ("completed", 40),
+                ("on_hold", 8),
+                ("dropped", 12),
+            ),
+        )
+    )
+    if media.status in ("upcoming", "unreleased", "tba") and status != "planned":
+        status = "planned"
+    count = media.unit_count
+    entry = LibraryEntry()
+    entry.id = entry_id
+    entry.user_id = user.id
+    entry.kind = media.kind
+    entry.media_id = media.id
+    entry.nsfw = media.nsfw
+    entry.status = status
+    entry.progress = _progress_for(rng, status, count)
+    entry.volumes_owned = rng.randrange(5) if media.kind == "manga" else 0
+    rewatch = rng.random()
+    entry.reconsuming = status == "current" and (position == 7 or rewatch < 0.08)
+    entry.reconsume_count = (
+        1 + rng.randrange(3)
+        if entry.reconsuming or (status == "completed" and rewatch < 0.12)
+        else 0
+    )
+    entry.notes = NOTES[rng.randrange(len(NOTES))] if position == 3 or rng.random() < 0.18 else None
+    entry.private = position == 9 or rng.random() < 0.06
+    entry.reaction_skipped = ("unskipped", "unskipped", "unskipped", "skipped", "ignored")[
+        rng.randrange(5)
+    ]
+    rated = status in ("completed", "dropped", "current") and rng.random() < 0.75
+    if position == 2:
+        entry.rating_twenty = None
+    elif position in (4, 6):
+        entry.rating_twenty = 2 if position == 4 else 20
+    else:
+        entry.rating_twenty = 2 + rng.randrange(19) if rated else None
+    _set_entry_dates(rng, entry, user.created_at, span)
+    return entry
+
+
+def _set_entry_dates(
+    rng: random.Random, entry: LibraryEntry, user_created_at: int, span: int
+) -> None:
+    """Created after its user, then updated, started, finished and progressed in that order."""
+    status = entry.status
+    entry.created_at = user_created_at + rng.randrange(span)
+    entry.updated_at = entry.created_at + rng.randrange(max(DATA_EPOCH_MS - entry.created_at, 1))
+    legacy = rng.random() < 0.1  # entries from before Kitsu tracked start dates
+    entry.started_at = (
+        None if status == "planned" or legacy else entry.created_at + rng.randrange(DAY_MS * 3)
+    )
+    entry.finished_at = (
+        entry.updated_at - rng.randrange(DAY_MS) if status == "completed" and not legacy else None
+    )
+    if entry.finished_at is not None and entry.started_at is not None:
+        entry.finished_at = max(entry.finished_at, entry.started_at)
+    entry.progressed_at = None if status == "planned" and entry.progress == 0 else entry.updated_at
 
 
 def generate(config: SandboxConfig) -> SeedData:

@@ -343,32 +343,22 @@ class SandboxStore:
         return max(weeks + 5, 50), "is rather unreasonably high"
 
     def _validate(self, entry: LibraryEntry, media: Media | None, *, duplicate: bool) -> None:
-        problems: list[tuple[str, str]] = []
-        if media is None:
-            problems.append(("media", "must exist"))
-        if entry.status is None:
-            problems.append(("status", "can't be blank"))
-        if entry.progress is None:
-            problems.append(("progress", "can't be blank"))
-        if entry.reconsume_count is None:
-            problems.append(("reconsume_count", "can't be blank"))
-        if duplicate:
-            problems.append(("anime_id", "has already been taken"))
-        if entry.rating_twenty is not None:
-            if entry.rating_twenty < 2:
-                problems.append(("rating", "must be greater than or equal to 2"))
-            elif entry.rating_twenty > 20:
-                problems.append(("rating", "must be less than or equal to 20"))
-        if entry.reconsume_count is not None and entry.reconsume_count > 50:
-            problems.append(("reconsume_count", "just... go outside"))
+        """Raise ValidationFailed with every broken rule, in the order KS declares them."""
+        problems = _presence_problems(entry, media, duplicate=duplicate)
+        problems += _bounds_problems(entry)
         if entry.progress is not None and media is not None:
-            cap, message = self.progress_cap(media)
-            if entry.progress > cap:
-                problems.append(("progress", message))
-            elif entry.progress < 0:
-                problems.append(("progress", "must be greater than or equal to 0"))
+            problems += self._progress_problems(entry.progress, media)
         if problems:
             raise ValidationFailed(problems)
+
+    def _progress_problems(self, progress: int, media: Media) -> list[tuple[str, str]]:
+        """Progress past the title's cap, or below zero."""
+        cap, message = self.progress_cap(media)
+        if progress > cap:
+            return [("progress", message)]
+        if progress < 0:
+            return [("progress", "must be greater than or equal to 0")]
+        return []
 
     @staticmethod
     def _apply_side_effects(
@@ -404,6 +394,37 @@ class SandboxStore:
             entry.started_at = now
         if status_changed and entry.status == "completed" and "finished_at" not in sent:
             entry.finished_at = now
+
+
+def _presence_problems(
+    entry: LibraryEntry, media: Media | None, *, duplicate: bool
+) -> list[tuple[str, str]]:
+    """A missing title, blank required attributes, and a second entry for the same title."""
+    problems: list[tuple[str, str]] = []
+    if media is None:
+        problems.append(("media", "must exist"))
+    if entry.status is None:
+        problems.append(("status", "can't be blank"))
+    if entry.progress is None:
+        problems.append(("progress", "can't be blank"))
+    if entry.reconsume_count is None:
+        problems.append(("reconsume_count", "can't be blank"))
+    if duplicate:
+        problems.append(("anime_id", "has already been taken"))
+    return problems
+
+
+def _bounds_problems(entry: LibraryEntry) -> list[tuple[str, str]]:
+    """A rating outside 2..20 (reported as `rating`) and too many rewatches."""
+    problems: list[tuple[str, str]] = []
+    if entry.rating_twenty is not None:
+        if entry.rating_twenty < 2:
+            problems.append(("rating", "must be greater than or equal to 2"))
+        elif entry.rating_twenty > 20:
+            problems.append(("rating", "must be less than or equal to 20"))
+    if entry.reconsume_count is not None and entry.reconsume_count > 50:
+        problems.append(("reconsume_count", "just... go outside"))
+    return problems
 
 
 def _anime_ids_for(site: int, external_id: str) -> list[int]:

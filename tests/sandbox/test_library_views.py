@@ -173,29 +173,40 @@ def test_a_reset_brings_back_the_seeded_listing(sandbox, get, token):
     assert get("/library-entries", token(1), **SYNC).content == seeded
 
 
+def note_every_entry(
+    sandbox, token: str, entry_ids: list[int], writer: int, failures: list[str]
+) -> None:
+    """One writer thread: a note naming the writer and the pass on each entry in turn."""
+    for n, entry_id in enumerate(entry_ids):
+        try:
+            patch(sandbox, token, entry_id, notes=f"writer {writer} pass {n}")
+        except (AssertionError, requests.RequestException) as error:
+            failures.append(str(error))
+
+
+def read_first_pages(get, token: str, failures: list[str]) -> None:
+    """One reader thread: the sync's first page, ten times; it must be sorted and add up."""
+    for _ in range(10):
+        body = get("/library-entries", token, **{**SYNC, "page[limit]": "20"}).json()
+        stamps = [e["attributes"]["updatedAt"] for e in body["data"]]
+        if stamps != sorted(stamps):
+            failures.append(f"page out of updatedAt order: {stamps}")
+        if sum(body["meta"]["statusCounts"].values()) != body["meta"]["count"]:
+            failures.append(f"counts disagree: {body['meta']}")
+
+
 def test_listings_stay_consistent_under_concurrent_writes(sandbox, get, token):
     demo = token(1)
     entries = [e.id for e in sandbox.store.entries_by_user[1001] if e.kind == "anime"][:20]
     failures: list[str] = []
 
-    def patch_all(offset: int) -> None:
-        for n, entry_id in enumerate(entries):
-            try:
-                patch(sandbox, demo, entry_id, notes=f"writer {offset} pass {n}")
-            except (AssertionError, requests.RequestException) as error:
-                failures.append(str(error))
-
-    def read_pages() -> None:
-        for _ in range(10):
-            body = get("/library-entries", demo, **{**SYNC, "page[limit]": "20"}).json()
-            stamps = [e["attributes"]["updatedAt"] for e in body["data"]]
-            if stamps != sorted(stamps):
-                failures.append(f"page out of updatedAt order: {stamps}")
-            if sum(body["meta"]["statusCounts"].values()) != body["meta"]["count"]:
-                failures.append(f"counts disagree: {body['meta']}")
-
-    threads = [threading.Thread(target=patch_all, args=(n,)) for n in range(2)]
-    threads += [threading.Thread(target=read_pages) for _ in range(2)]
+    threads = [
+        threading.Thread(target=note_every_entry, args=(sandbox, demo, entries, n, failures))
+        for n in range(2)
+    ]
+    threads += [
+        threading.Thread(target=read_first_pages, args=(get, demo, failures)) for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
