@@ -46,7 +46,7 @@ from bench.harness import (
 )
 from kitsu_sync.models import SyncOutcome, SyncRun
 from kitsu_sync.sandbox import SandboxConfig
-from kitsu_sync.services.sync import dispatch_due_syncs
+from kitsu_sync.services.schedule import dispatch_due_syncs
 
 USERS = 1_000
 ENTRIES = 200

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from kitsu_sync.merge import SYNCED_FIELDS
 from kitsu_sync.models import (
     Anime,
     KitsuSyncState,
@@ -20,8 +21,7 @@ from kitsu_sync.models import (
     SyncRun,
     SyncTrigger,
 )
-from kitsu_sync.services.merge import SYNCED_FIELDS
-from kitsu_sync.services.sync import request_sync
+from kitsu_sync.services.schedule import request_sync
 
 
 def _where(error: dict[str, Any]) -> str:

@@ -26,7 +26,13 @@ def get_transport() -> Transport:
 
 
 def get_kitsu_client() -> KitsuClient:
-    return KitsuClient(get_transport(), pages_in_flight=settings.KITSU_PAGES_IN_FLIGHT)
+    return _client(get_transport(), settings.KITSU_PAGES_IN_FLIGHT)
+
+
+@cache
+def _client(transport: Transport, pages_in_flight: int) -> KitsuClient:
+    # One client per transport: what it learns (that Kitsu refuses a sparse fieldset) lasts.
+    return KitsuClient(transport, pages_in_flight=pages_in_flight)
 
 
 def get_courtesy_transport() -> Transport:

@@ -462,25 +462,38 @@ def _linked_anime_id(resource: Resource, name: str) -> tuple[bool, int | None]:
     return True, _kitsu_id(linkage.id, f"{name} id")
 
 
+# Kitsu links an entry's title twice, as `anime` and as polymorphic `media`; either may be
+# included (docs/kitsu-api.md §3.2).
+_ENTRY_ANIME_RELATIONSHIPS = ("anime", "media")
+
+
 def _entry_anime_id(resource: Resource) -> int | None:
-    # Kitsu links the media twice, as `anime` and as polymorphic `media`; either may be included.
-    anime_loaded, anime_id = _linked_anime_id(resource, "anime")
-    if anime_id is not None:
-        return anime_id
-    media_loaded, media_id = _linked_anime_id(resource, "media")
-    if media_id is not None:
-        return media_id
+    loaded = False
+    for name in _ENTRY_ANIME_RELATIONSHIPS:
+        name_loaded, anime_id = _linked_anime_id(resource, name)
+        if anime_id is not None:
+            return anime_id
+        loaded = loaded or name_loaded
     other_loaded = any(
         resource.relationships[name].loaded
         for name in ("manga", "drama")
         if name in resource.relationships
     )
-    if anime_loaded or media_loaded or other_loaded:
+    if loaded or other_loaded:
         return None
     raise MappingError(
         f"Library entry {resource.id} does not say which media it is for: "
         "request it with include=anime or include=media."
     )
+
+
+def included_anime(entry: Resource) -> Resource | None:
+    """The anime resource a library entry's payload included for it, if any."""
+    for name in _ENTRY_ANIME_RELATIONSHIPS:
+        related = entry.related(name)
+        if isinstance(related, Resource) and related.type == "anime":
+            return related
+    return None
 
 
 def library_entry_fields(resource: Resource) -> dict[str, Any]:
@@ -512,6 +525,37 @@ def library_entry_fields(resource: Resource) -> dict[str, Any]:
         "progressed_at": parse_kitsu_datetime(attr("progressedAt")),
         "kitsu_updated_at": updated_at,
         "kitsu_created_at": parse_kitsu_datetime(attr("createdAt")),
+    }
+
+
+_AVATAR_SIZES = ("medium", "small", "large", "tiny", "original")
+_URL_MAX = 1000
+
+
+def avatar_url(avatar: Any) -> str:
+    """One URL out of Kitsu's avatar object (sizes keyed by name), or "" when there is none."""
+    if not isinstance(avatar, Mapping):
+        return ""
+    for size in _AVATAR_SIZES:
+        url = avatar.get(size)
+        if (
+            isinstance(url, str)
+            and url.startswith(("https://", "http://"))
+            and len(url) <= _URL_MAX
+        ):
+            return url
+    return ""
+
+
+def kitsu_user_fields(resource: Resource) -> dict[str, str]:
+    """`KitsuToken` profile fields from a Kitsu `users` resource (the linked account)."""
+    _require_type(resource, "users")
+    attr = resource.attributes.get
+    return {
+        "kitsu_user_id": str(resource.id),
+        "kitsu_username": _text(attr("slug"))[:255],
+        "kitsu_display_name": _text(attr("name"))[:255],
+        "kitsu_avatar_url": avatar_url(attr("avatar")),
     }
 
 

@@ -21,9 +21,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from kitsu_sync.mapping import format_kitsu_datetime, parse_kitsu_datetime
+from kitsu_sync.records import ConflictRecord
+
+
+class SyncDirection(StrEnum):
+    """Which way values may travel (KITSU_SYNC_DIRECTION; SyncRun.direction)."""
+
+    IMPORT_ONLY = "import_only"
+    EXPORT_ONLY = "export_only"
+    TWO_WAY = "two_way"
+
+    @property
+    def label(self) -> str:
+        return _DIRECTION_LABELS[self]
+
+
+_DIRECTION_LABELS = {
+    SyncDirection.IMPORT_ONLY: "Import only",
+    SyncDirection.EXPORT_ONLY: "Export only",
+    SyncDirection.TWO_WAY: "Two-way",
+}
 
 SYNCED_FIELDS: tuple[str, ...] = (
     "status",
@@ -44,10 +65,6 @@ REWATCH_FIELDS = frozenset({"status", "progress", "rewatching"})
 # Counters: a conflict keeps the higher value.
 COUNTER_FIELDS = frozenset({"progress", "rewatch_count"})
 
-IMPORT_ONLY = "import_only"
-EXPORT_ONLY = "export_only"
-TWO_WAY = "two_way"
-DIRECTIONS = (IMPORT_ONLY, EXPORT_ONLY, TWO_WAY)
 
 KITSU = "kitsu"
 REVENGE = "revenge"
@@ -98,7 +115,7 @@ class Conflict:
     kept: str  # KITSU or REVENGE
     rule: str
 
-    def as_log(self, *, anime_kitsu_id: int, title: str = "") -> dict[str, Any]:
+    def as_record(self, *, anime_kitsu_id: int, title: str = "") -> ConflictRecord:
         return {
             "anime": anime_kitsu_id,
             "title": title,
@@ -171,6 +188,63 @@ def _settle_two_way(
     )
 
 
+@dataclass(frozen=True)
+class _Sides:
+    """Everything the merge of one field needs to know about the entry."""
+
+    base: Snapshot | None
+    local: Snapshot
+    remote: Snapshot
+    direction: str
+    local_updated_at: datetime | None
+    remote_updated_at: datetime | None
+
+
+def _kept_side(name: str, sides: _Sides) -> tuple[str, Conflict | None]:
+    """Which side's value a field keeps, and the conflict when both sides changed it."""
+    base = sides.base
+    base_value = None if base is None else base.get(name)
+    local_value, remote_value = sides.local[name], sides.remote[name]
+    local_changed = base is None or local_value != base_value
+    remote_changed = base is None or remote_value != base_value
+    if local_value == remote_value or (local_changed and not remote_changed):
+        return REVENGE, None
+    if remote_changed and not local_changed:
+        return KITSU, None
+    if sides.direction == SyncDirection.IMPORT_ONLY:
+        kept, rule = KITSU, "import only: Kitsu's value wins"
+    elif sides.direction == SyncDirection.EXPORT_ONLY:
+        kept, rule = REVENGE, "export only: Revenge's value wins"
+    else:
+        kept, rule = _settle_two_way(
+            name,
+            base=base,
+            local=sides.local,
+            remote=sides.remote,
+            local_updated_at=sides.local_updated_at,
+            remote_updated_at=sides.remote_updated_at,
+        )
+    return kept, Conflict(name, base_value, local_value, remote_value, kept=kept, rule=rule)
+
+
+def _one_sided(
+    local: Snapshot | None, remote: Snapshot | None, direction: str
+) -> MergeResult | None:
+    """The merge of an entry that only one side holds (None when both hold it)."""
+    if local is None and remote is None:
+        raise ValueError("An entry needs at least one side.")
+    if local is None:
+        assert remote is not None
+        if direction == SyncDirection.EXPORT_ONLY:
+            return MergeResult(merged=dict(remote))
+        return MergeResult(merged=dict(remote), to_local=dict(remote))
+    if remote is None:
+        if direction == SyncDirection.IMPORT_ONLY:
+            return MergeResult(merged=dict(local))
+        return MergeResult(merged=dict(local), to_remote=dict(local))
+    return None
+
+
 def merge_entry(
     *,
     base: Snapshot | None,
@@ -181,55 +255,31 @@ def merge_entry(
     remote_updated_at: datetime | None = None,
 ) -> MergeResult:
     """Merge one entry's snapshots (either side may be missing: never synced to it yet)."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"Unknown sync direction {direction!r}; use one of {DIRECTIONS}.")
-    if local is None and remote is None:
-        raise ValueError("An entry needs at least one side.")
-    if local is None:
-        assert remote is not None
-        if direction == EXPORT_ONLY:
-            return MergeResult(merged=dict(remote))
-        return MergeResult(merged=dict(remote), to_local=dict(remote))
-    if remote is None:
-        if direction == IMPORT_ONLY:
-            return MergeResult(merged=dict(local))
-        return MergeResult(merged=dict(local), to_remote=dict(local))
-
+    if direction not in _DIRECTION_LABELS:
+        raise ValueError(
+            f"Unknown sync direction {direction!r}; use one of {', '.join(SyncDirection)}."
+        )
+    one_sided = _one_sided(local, remote, direction)
+    if one_sided is not None:
+        return one_sided
+    assert local is not None
+    assert remote is not None
+    sides = _Sides(base, local, remote, direction, local_updated_at, remote_updated_at)
+    # The direction decides which way a value may travel: a value it holds back stays local.
+    held_back = {
+        SyncDirection.IMPORT_ONLY: REVENGE,
+        SyncDirection.EXPORT_ONLY: KITSU,
+    }.get(SyncDirection(direction))
     result = MergeResult(merged={})
     for name in SYNCED_FIELDS:
-        base_value = None if base is None else base.get(name)
+        kept, conflict = _kept_side(name, sides)
+        if conflict is not None:
+            result.conflicts.append(conflict)
         local_value, remote_value = local[name], remote[name]
-        local_changed = base is None or local_value != base_value
-        remote_changed = base is None or remote_value != base_value
-        if local_value == remote_value or (local_changed and not remote_changed):
-            kept = REVENGE
-        elif remote_changed and not local_changed:
-            kept = KITSU
-        else:
-            if direction == IMPORT_ONLY:
-                kept, rule = KITSU, "import only: Kitsu's value wins"
-            elif direction == EXPORT_ONLY:
-                kept, rule = REVENGE, "export only: Revenge's value wins"
-            else:
-                kept, rule = _settle_two_way(
-                    name,
-                    base=base,
-                    local=local,
-                    remote=remote,
-                    local_updated_at=local_updated_at,
-                    remote_updated_at=remote_updated_at,
-                )
-            result.conflicts.append(
-                Conflict(name, base_value, local_value, remote_value, kept=kept, rule=rule)
-            )
+        if kept == held_back:
+            result.merged[name] = local_value
+            continue
         value = local_value if kept == REVENGE else remote_value
-        # The direction decides which way a value may travel.
-        if direction == IMPORT_ONLY and kept == REVENGE:
-            result.merged[name] = local_value
-            continue
-        if direction == EXPORT_ONLY and kept == KITSU:
-            result.merged[name] = local_value
-            continue
         result.merged[name] = value
         if value != local_value:
             result.to_local[name] = value

@@ -7,6 +7,10 @@ from django.db import models
 from django.db.models import Q
 
 from kitsu_sync.encryption import EncryptedTextField
+from kitsu_sync.merge import SyncDirection
+
+# The allauth provider id of Kitsu accounts (SocialAccount.provider; the provider app's `id`).
+KITSU_PROVIDER_ID = "kitsu"
 
 
 class AuthFlow(models.TextChoices):
@@ -68,7 +72,7 @@ class KitsuSyncState(models.Model):
         max_length=20, choices=SyncStatus.choices, default=SyncStatus.NEVER
     )
     entries_synced = models.PositiveIntegerField(default=0)
-    # [{"at": iso, "entry": kitsu id or null, "anime": kitsu id or null, "reason": text}, ...]
+    # [records.ErrorRecord, ...]: what went wrong in the last sync
     errors = models.JSONField(default=list, blank=True)
     next_sync_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_full_sync_at = models.DateTimeField(null=True, blank=True)
@@ -188,12 +192,6 @@ class SyncTrigger(models.TextChoices):
     COMMAND = "command", "Command line"
 
 
-class SyncDirection(models.TextChoices):
-    IMPORT_ONLY = "import_only", "Import only"
-    EXPORT_ONLY = "export_only", "Export only"
-    TWO_WAY = "two_way", "Two-way"
-
-
 class SyncOutcome(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCESS = "success", "Succeeded"
@@ -209,7 +207,9 @@ class SyncRun(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_sync_runs"
     )
     trigger = models.CharField(max_length=20, choices=SyncTrigger.choices)
-    direction = models.CharField(max_length=20, choices=SyncDirection.choices)
+    direction = models.CharField(
+        max_length=20, choices=[(direction.value, direction.label) for direction in SyncDirection]
+    )
     full = models.BooleanField(default=False)
     dry_run = models.BooleanField(default=False)
     started_at = models.DateTimeField(auto_now_add=True)
@@ -226,10 +226,11 @@ class SyncRun(models.Model):
     conflicts = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     requests_made = models.PositiveIntegerField(default=0)
+    # [records.ErrorRecord, ...]
     errors = models.JSONField(default=list, blank=True)
-    # [{"anime": kitsu id, "field": name, "base", "local", "remote", "kept": values, "rule": text}]
+    # [records.ConflictRecord, ...]
     conflict_log = models.JSONField(default=list, blank=True)
-    # Dry runs: what would change on each side.
+    # Dry runs: what would change on each side ([plan.PlannedChange as JSON, ...]).
     planned_changes = models.JSONField(default=list, blank=True)
 
     class Meta:

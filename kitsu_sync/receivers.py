@@ -1,4 +1,5 @@
-"""allauth signals -> the linking service. Connected in KitsuSyncConfig.ready()."""
+"""Signal receivers, connected in KitsuSyncConfig.ready(): allauth's signals -> the linking
+service, and the services' requests for queued work -> Celery tasks."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from kitsu_sync.models import KitsuToken
-from kitsu_sync.providers.kitsu.provider import KitsuProvider
+from kitsu_sync import tasks
+from kitsu_sync.models import KITSU_PROVIDER_ID, KitsuToken
 from kitsu_sync.services.linking import record_link
+from kitsu_sync.signals import entry_changed_locally, sync_requested
 
 
 def _is_kitsu(sociallogin: SocialLogin | None) -> bool:
-    return sociallogin is not None and sociallogin.account.provider == KitsuProvider.id
+    return sociallogin is not None and sociallogin.account.provider == KITSU_PROVIDER_ID
 
 
 @receiver(social_account_added, dispatch_uid="kitsu_link_on_connect")
@@ -70,7 +72,17 @@ def forget_tokens_on_disconnect(
     sender: Any, request: HttpRequest | None, socialaccount: SocialAccount, **kwargs: Any
 ) -> None:
     # Disconnected from allauth's connections page: the tokens of that Kitsu account go too.
-    if socialaccount.provider == KitsuProvider.id:
+    if socialaccount.provider == KITSU_PROVIDER_ID:
         KitsuToken.objects.filter(
             user_id=socialaccount.user_id, kitsu_user_id=socialaccount.uid
         ).delete()
+
+
+@receiver(sync_requested, dispatch_uid="kitsu_queue_sync")
+def queue_sync(sender: Any, *, user_id: int, trigger: str, full: bool, **kwargs: Any) -> None:
+    tasks.sync_library.delay(user_id, trigger, full)
+
+
+@receiver(entry_changed_locally, dispatch_uid="kitsu_queue_push")
+def queue_push(sender: Any, *, entry_id: int, **kwargs: Any) -> None:
+    tasks.push_library_entry.delay(entry_id)

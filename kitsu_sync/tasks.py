@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError
 
 from kitsu_sync import health
 from kitsu_sync.models import SyncOutcome
-from kitsu_sync.services import sync
+from kitsu_sync.services import schedule, sync
 
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 30 * 60
@@ -73,7 +73,7 @@ def push_library_entry(self: Task, entry_id: int) -> None:
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def dispatch_due_syncs() -> int:
-    queued = sync.dispatch_due_syncs()
+    queued = schedule.dispatch_due_syncs()
     # The health endpoint's "last successful beat tick": beat, broker and a worker all work.
     health.record_beat_tick()
     return queued

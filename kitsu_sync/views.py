@@ -33,7 +33,7 @@ from kitsu_sync.models import (
     SyncStatus,
     SyncTrigger,
 )
-from kitsu_sync.services import linking, sync, tokens
+from kitsu_sync.services import linking, schedule, tokens
 
 LIBRARY_PAGE_SIZE = 50
 RECENT_RUNS = 5
@@ -106,7 +106,7 @@ def sync_now(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Link your Kitsu account first.")
     elif link.needs_relink:
         messages.error(request, "Kitsu needs you to link again before syncing can resume.")
-    elif sync.request_sync(user_id=request.user.pk, trigger=SyncTrigger.MANUAL):
+    elif schedule.request_sync(user_id=request.user.pk, trigger=SyncTrigger.MANUAL):
         messages.success(request, "Sync started. This page shows its progress.")
     else:
         messages.info(request, "A sync is already queued or running.")

@@ -13,6 +13,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+# The sync directions, defined once (a pure module: importing it loads no Django app).
+from kitsu_sync.merge import SyncDirection
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -209,9 +212,7 @@ if not 1 <= KITSU_PAGES_IN_FLIGHT <= 8:
     raise ImproperlyConfigured("KITSU_PAGES_IN_FLIGHT must be between 1 and 8.")
 KITSU_SYNC_ENABLED = env.bool("KITSU_SYNC_ENABLED", default=True)
 KITSU_SYNC_INTERVAL = parse_interval(env.str("KITSU_SYNC_INTERVAL", default="24h"))
-KITSU_SYNC_DIRECTION = choice(
-    "KITSU_SYNC_DIRECTION", ("import_only", "export_only", "two_way"), "import_only"
-)
+KITSU_SYNC_DIRECTION = choice("KITSU_SYNC_DIRECTION", tuple(SyncDirection), "import_only")
 
 # --- Linking (issue 3) ------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from django.utils import timezone
 from kitsu_sync.kitsu_api import RetryPolicy
 from kitsu_sync.kitsu_client import get_kitsu_client, get_transport
 from kitsu_sync.models import AuthFlow, KitsuToken
-from kitsu_sync.services import sync
+from kitsu_sync.services import schedule
 from kitsu_sync.services.tokens import store_link
 from revenge_site.settings import kitsu_socialaccount_providers
 from tests.sync_support import sandbox_grant
@@ -106,7 +106,7 @@ class SyncRequests:
 @pytest.fixture
 def sync_requests(monkeypatch: pytest.MonkeyPatch) -> SyncRequests:
     recorder = SyncRequests()
-    monkeypatch.setattr(sync, "request_sync", recorder)
+    monkeypatch.setattr(schedule, "request_sync", recorder)
     return recorder
 
 

@@ -22,7 +22,7 @@ from kitsu_sync.models import (
     SyncStatus,
 )
 from kitsu_sync.sandbox import SandboxConfig, SandboxServer, serve_in_thread
-from kitsu_sync.services.sync import request_sync
+from kitsu_sync.services.schedule import request_sync
 from tests.celery_worker import CeleryWorker, celery_worker, wait_for
 from tests.sync_support import link_user, make_user
 

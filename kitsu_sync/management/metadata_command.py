@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kitsu_sync.kitsu_api import KitsuConnectionError, KitsuError, KitsuNotFound
+from kitsu_sync.records import json_value
 
 LIST_COLUMNS = (
     ("kitsu_id", "ID"),
@@ -45,14 +44,6 @@ DETAIL_FIELDS = (
     "backdrop_url",
     "overview",
 )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _cell(value: Any) -> str:
@@ -119,7 +110,7 @@ class MetadataCommand(BaseCommand):
         if result is None:
             raise CommandError(self.not_found_message)
         if options["json"]:
-            self.stdout.write(json.dumps(result, default=_json_default, ensure_ascii=False))
+            self.stdout.write(json.dumps(result, default=json_value, ensure_ascii=False))
         elif isinstance(result, list):
             self.write_table(result)
         else:

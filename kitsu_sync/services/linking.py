@@ -37,13 +37,15 @@ from kitsu_sync.kitsu_api import (
     password_grant,
 )
 from kitsu_sync.kitsu_client import get_kitsu_client, get_transport
-from kitsu_sync.models import AuthFlow, KitsuToken, SyncTrigger
-from kitsu_sync.providers.kitsu.provider import KitsuProvider
-from kitsu_sync.providers.kitsu.views import describe_kitsu_error, profile_data
-from kitsu_sync.services import sync
+from kitsu_sync.models import KITSU_PROVIDER_ID, AuthFlow, KitsuToken, SyncTrigger
+from kitsu_sync.services import schedule
+from kitsu_sync.services.kitsu_errors import describe_link_error
 from kitsu_sync.services.tokens import DEFAULT_TOKEN_LIFETIME, store_link
 
 logger = logging.getLogger(__name__)
+
+# The user attributes kept in SocialAccount.extra_data; the rest of the profile is not needed.
+PROFILE_ATTRIBUTES = ("slug", "name", "email", "avatar")
 
 # Where the flow that produced a SocialLogin is remembered (allauth keeps `state` with it).
 FLOW_STATE_KEY = "kitsu_auth_flow"
@@ -57,6 +59,30 @@ THROTTLED = (
     "Kitsu is limiting sign-in attempts from this server (15 a minute). "
     "Wait a minute, then try again."
 )
+
+
+def profile_data(user: Resource | None) -> dict[str, Any]:
+    """Check the answer to `/users?filter[self]=true` and return the profile allauth keeps
+    (raises allauth's OAuth2Error, which its views show).
+
+    Kitsu answers an empty list, not 401, when it treats a token as anonymous, so "no user"
+    means the token it just issued was not accepted.
+    """
+    if user is None:
+        raise OAuth2Error(
+            "Kitsu issued a token but then did not recognise it (it returned no user). "
+            "Try linking again; if it keeps happening, Kitsu may be having problems."
+        )
+    if user.type != "users" or not user.id.isdigit():
+        raise OAuth2Error(
+            f"Kitsu answered with a {user.type!r} resource instead of your user profile."
+        )
+    data: dict[str, Any] = {"id": user.id}
+    for name in PROFILE_ATTRIBUTES:
+        value = user.attr(name)
+        if value is not None:
+            data[name] = value
+    return data
 
 
 class LinkFailed(Exception):
@@ -126,7 +152,7 @@ def link_with_password(
             retryable=True,
         ) from None
     except KitsuError as exc:
-        raise LinkFailed(describe_kitsu_error(exc, "signing in"), retryable=exc.retryable) from None
+        raise LinkFailed(describe_link_error(exc, "signing in"), retryable=exc.retryable) from None
     return connect_account(
         user=user,
         token=token,
@@ -141,7 +167,7 @@ def _current_user(token: TokenResponse) -> Resource:
         user = get_kitsu_client().current_user(token=token.access_token)
     except KitsuError as exc:
         raise LinkFailed(
-            describe_kitsu_error(exc, "reading your Kitsu profile"), retryable=exc.retryable
+            describe_link_error(exc, "reading your Kitsu profile"), retryable=exc.retryable
         ) from None
     try:
         profile_data(user)
@@ -172,7 +198,7 @@ def connect_account(
     Looks up the SocialAccount as allauth's login flow does, refuses an account that belongs
     to another Revenge user, then connects; the signal receivers store the tokens.
     """
-    provider = get_adapter().get_provider(request, KitsuProvider.id)
+    provider = get_adapter().get_provider(request, KITSU_PROVIDER_ID)
     try:
         sociallogin = provider.sociallogin_from_response(request, profile_data(kitsu_user))
     except OAuth2Error as exc:
@@ -243,4 +269,4 @@ def record_link(
 
 
 def request_first_sync(*, user_id: int) -> bool:
-    return sync.request_sync(user_id=user_id, trigger=SyncTrigger.LINK)
+    return schedule.request_sync(user_id=user_id, trigger=SyncTrigger.LINK)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,11 +20,13 @@ from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from kitsu_sync.db import Claim
 from kitsu_sync.encryption import TokenDecryptionError
 from kitsu_sync.kitsu_api import (
+    BearerToken,
+    KitsuClient,
     KitsuError,
     KitsuInvalidGrant,
     Resource,
@@ -31,10 +34,15 @@ from kitsu_sync.kitsu_api import (
     refresh_grant,
     revoke_token,
 )
-from kitsu_sync.kitsu_client import get_courtesy_transport, get_transport
-from kitsu_sync.models import AuthFlow, KitsuSyncState, KitsuToken, LibraryEntry
-from kitsu_sync.providers.kitsu.provider import KitsuProvider
-from kitsu_sync.providers.kitsu.views import pick_avatar_url
+from kitsu_sync.kitsu_client import get_courtesy_transport, get_kitsu_client, get_transport
+from kitsu_sync.mapping import kitsu_user_fields
+from kitsu_sync.models import (
+    KITSU_PROVIDER_ID,
+    AuthFlow,
+    KitsuSyncState,
+    KitsuToken,
+    LibraryEntry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +95,29 @@ def claim_duration() -> timedelta:
     return timedelta(seconds=max(60.0, settings.KITSU_TIMEOUT * 4 + 10))
 
 
+@dataclass(frozen=True)
+class KitsuAccess:
+    """Everything a request on a user's behalf needs: the client, their Kitsu user id, and
+    their access token, which the client refreshes once when Kitsu refuses it."""
+
+    client: KitsuClient
+    kitsu_user_id: str
+    token: BearerToken
+
+
+def kitsu_access(*, user_id: int) -> KitsuAccess:
+    """Kitsu access for this user, with a token valid now (refreshed first when due).
+
+    Raises NotLinked or NeedsRelink, or the KitsuError of a refresh that failed.
+    """
+    link = _load_link(user_id)
+    token = BearerToken(
+        _valid_token(link),
+        refresh=lambda rejected: refresh_access_token(user_id=user_id, rejected_token=rejected),
+    )
+    return KitsuAccess(client=get_kitsu_client(), kitsu_user_id=link.kitsu_user_id, token=token)
+
+
 def _load_link(user_id: int) -> KitsuToken:
     try:
         link = KitsuToken.objects.get(user_id=user_id)
@@ -113,10 +144,13 @@ def get_access_token(*, user_id: int) -> str:
     down), the current token is returned while it still works; once it has expired, the
     KitsuError is raised (its `retryable` says whether a later attempt may help).
     """
-    link = _load_link(user_id)
+    return _valid_token(_load_link(user_id))
+
+
+def _valid_token(link: KitsuToken) -> str:
     if not _due(link, timezone.now()):
         return link.access_token
-    return _refresh(user_id, seen_token=link.access_token, forced=False)
+    return _refresh(link.user_id, seen_token=link.access_token, forced=False)
 
 
 def refresh_access_token(*, user_id: int, rejected_token: str | None = None) -> str:
@@ -145,16 +179,10 @@ def _refresh(
         link = _load_link(user_id)
         if link.access_token != seen_token:
             return link.access_token  # another process refreshed while we waited
-        now = timezone.now()
-        if not forced and not _due(link, now):
+        if not forced and not _due(link, timezone.now()):
             return link.access_token
-        claim_until = now + hold
-        claimed = (
-            KitsuToken.objects.filter(pk=link.pk)
-            .filter(Q(refresh_claimed_until__isnull=True) | Q(refresh_claimed_until__lt=now))
-            .update(refresh_claimed_until=claim_until)
-        )
-        if claimed:
+        claim = Claim.take(KitsuToken.objects.filter(pk=link.pk), "refresh_claimed_until", ttl=hold)
+        if claim is not None:
             break
         if monotonic() > deadline:
             raise RefreshInProgress(
@@ -164,29 +192,21 @@ def _refresh(
         sleep(POLL_INTERVAL)
 
     # Read again under our claim: a refresh may have finished between the read and the claim.
-    link = _load_link_or_release(user_id, link.pk)
-    if link.access_token != seen_token or (not forced and not _due(link, timezone.now())):
-        _release_claim(link.pk)
-        return link.access_token
-    return _refresh_claimed(link, forced=forced)
-
-
-def _load_link_or_release(user_id: int, pk: int) -> KitsuToken:
     try:
-        return _load_link(user_id)
+        link = _load_link(user_id)
     except KitsuLinkError:
-        _release_claim(pk)
+        claim.release()
         raise
+    if link.access_token != seen_token or (not forced and not _due(link, timezone.now())):
+        claim.release()
+        return link.access_token
+    return _refresh_claimed(link, claim, forced=forced)
 
 
-def _release_claim(pk: int) -> None:
-    KitsuToken.objects.filter(pk=pk).update(refresh_claimed_until=None)
-
-
-def _refresh_claimed(link: KitsuToken, *, forced: bool) -> str:
+def _refresh_claimed(link: KitsuToken, claim: Claim, *, forced: bool) -> str:
     if not link.refresh_token:
         if not forced and link.token_expires_at > timezone.now():
-            _release_claim(link.pk)
+            claim.release()
             return link.access_token
         mark_needs_relink(user_id=link.user_id, reason=RELINK_NOT_RENEWABLE)
         raise NeedsRelink(RELINK_NOT_RENEWABLE)
@@ -206,7 +226,7 @@ def _refresh_claimed(link: KitsuToken, *, forced: bool) -> str:
         logger.warning("Kitsu rejected the refresh token of user %s: needs re-link", link.user_id)
         raise NeedsRelink(RELINK_REFRESH_REJECTED) from None
     except KitsuError as exc:
-        _release_claim(link.pk)
+        claim.release()
         if not forced and link.token_expires_at > timezone.now():
             logger.warning(
                 "Early refresh of the Kitsu token of user %s failed (%s); the current token "
@@ -251,10 +271,7 @@ def store_link(
     if flow not in AuthFlow.values:
         raise ValueError(f"Unknown auth flow {flow!r}; use one of {', '.join(AuthFlow.values)}.")
     fields: dict[str, Any] = {
-        "kitsu_user_id": str(kitsu_user.id),
-        "kitsu_username": str(kitsu_user.attr("slug") or "")[:255],
-        "kitsu_display_name": str(kitsu_user.attr("name") or "")[:255],
-        "kitsu_avatar_url": pick_avatar_url(kitsu_user.attr("avatar")),
+        **kitsu_user_fields(kitsu_user),
         "access_token": token.access_token,
         "refresh_token": token.refresh_token or "",
         "token_expires_at": _expires_at(token),
@@ -291,7 +308,7 @@ def unlink(*, user: AbstractBaseUser, delete_library: bool) -> bool:
     revocable = _revocable_token(user)
     with transaction.atomic():
         KitsuToken.objects.filter(user=user).delete()
-        SocialAccount.objects.filter(user=user, provider=KitsuProvider.id).delete()
+        SocialAccount.objects.filter(user=user, provider=KITSU_PROVIDER_ID).delete()
         state_reset: dict[str, Any] = {
             "cursor_updated_at": None,
             "last_full_sync_at": None,

@@ -16,8 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from kitsu_sync.mapping import RECONSUME_COUNT_MAX
+from kitsu_sync.merge import SyncDirection
 from kitsu_sync.models import Anime, KitsuToken, LibraryEntry, WatchStatus
-from kitsu_sync.services.merge import IMPORT_ONLY
+from kitsu_sync.services.metadata import anime_details
+from kitsu_sync.signals import entry_changed_locally
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,6 @@ def _anime(anime_kitsu_id: int) -> Anime:
     if anime is not None:
         return anime
     # A title the library never held: its details (and external ids) come from Kitsu first.
-    from kitsu_sync.services.metadata import anime_details
-
     fields = anime_details(kitsu_id=anime_kitsu_id)
     anime, _ = Anime.objects.update_or_create(
         kitsu_id=anime_kitsu_id,
@@ -127,15 +127,15 @@ def record_watch_progress(*, user_id: int, anime_kitsu_id: int, episode: int) ->
         entry.local_updated_at = now
         entry.save()
         if _sends_at_once(user_id):
-            from kitsu_sync.tasks import push_library_entry
-
-            push_library_entry.delay_on_commit(entry.pk)
+            transaction.on_commit(
+                lambda: entry_changed_locally.send(sender=LibraryEntry, entry_id=entry.pk)
+            )
     return entry
 
 
 def _sends_at_once(user_id: int) -> bool:
     return (
         settings.KITSU_SYNC_ENABLED
-        and settings.KITSU_SYNC_DIRECTION != IMPORT_ONLY
+        and settings.KITSU_SYNC_DIRECTION != SyncDirection.IMPORT_ONLY
         and KitsuToken.objects.filter(user_id=user_id, needs_relink=False).exists()
     )

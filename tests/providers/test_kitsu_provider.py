@@ -18,13 +18,11 @@ from kitsu_sync.kitsu_api import (
     KitsuUnsupportedGrantType,
     Resource,
 )
+from kitsu_sync.mapping import avatar_url
 from kitsu_sync.providers.kitsu.provider import KitsuAccount, KitsuProvider
-from kitsu_sync.providers.kitsu.views import (
-    KitsuOAuth2Adapter,
-    describe_kitsu_error,
-    pick_avatar_url,
-    profile_data,
-)
+from kitsu_sync.providers.kitsu.views import KitsuOAuth2Adapter
+from kitsu_sync.services.kitsu_errors import describe_link_error
+from kitsu_sync.services.linking import profile_data
 
 AVATAR = {
     "tiny": "https://media.kitsu.app/users/avatars/1/tiny.jpeg",
@@ -92,17 +90,17 @@ def test_profile_data_refuses_something_that_is_not_a_kitsu_user(resource):
     ],
 )
 def test_kitsu_errors_are_described_with_the_step_and_what_to_do(error, expected):
-    text = describe_kitsu_error(error, "reading your Kitsu profile")
+    text = describe_link_error(error, "reading your Kitsu profile")
     assert expected in text
     assert "reading your Kitsu profile" in text
 
 
-def test_pick_avatar_url_prefers_the_medium_size_and_ignores_junk():
-    assert pick_avatar_url(AVATAR) == AVATAR["medium"]
-    assert pick_avatar_url({"tiny": AVATAR["tiny"]}) == AVATAR["tiny"]
-    assert pick_avatar_url({"medium": "javascript:alert(1)"}) == ""
-    assert pick_avatar_url(None) == ""
-    assert pick_avatar_url("https://not-an-object") == ""
+def test_avatar_url_prefers_the_medium_size_and_ignores_junk():
+    assert avatar_url(AVATAR) == AVATAR["medium"]
+    assert avatar_url({"tiny": AVATAR["tiny"]}) == AVATAR["tiny"]
+    assert avatar_url({"medium": "javascript:alert(1)"}) == ""
+    assert avatar_url(None) == ""
+    assert avatar_url("https://not-an-object") == ""
 
 
 def test_the_provider_maps_the_profile_to_allauth_fields():

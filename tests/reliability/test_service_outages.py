@@ -14,7 +14,8 @@ from kombu.exceptions import OperationalError
 
 from kitsu_sync import tasks
 from kitsu_sync.models import KitsuSyncState, SyncOutcome, SyncRun, SyncStatus, SyncTrigger
-from kitsu_sync.services.sync import ABANDONED_RUN, request_sync, run_sync
+from kitsu_sync.services.schedule import request_sync
+from kitsu_sync.services.sync import ABANDONED_RUN, run_sync
 from tests.celery_worker import current_database_url, routed_to, wait_for
 from tests.reliability.conftest import (
     Baseline,

@@ -25,7 +25,8 @@ from kitsu_sync.models import (
     SyncStatus,
     SyncTrigger,
 )
-from kitsu_sync.services.sync import dispatch_due_syncs, request_sync, run_sync
+from kitsu_sync.services.schedule import dispatch_due_syncs, request_sync
+from kitsu_sync.services.sync import run_sync
 from kitsu_sync.services.tokens import store_link
 from tests.reliability.conftest import Baseline, assert_in_step_with_kitsu, assert_readable
 from tests.sync_support import link_user, make_user

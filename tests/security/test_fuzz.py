@@ -36,11 +36,9 @@ from kitsu_sync.mapping import (
     kitsu_entry_attributes,
     library_entry_fields,
 )
-from kitsu_sync.services.merge import (
-    DIRECTIONS,
-    EXPORT_ONLY,
-    IMPORT_ONLY,
+from kitsu_sync.merge import (
     SYNCED_FIELDS,
+    SyncDirection,
     base_after,
     base_after_write,
     merge_entry,
@@ -430,7 +428,7 @@ def remote_snapshot(payload: dict[str, Any]) -> dict[str, Any] | None:
     stored=st.none()
     | revenge_entries
     | st.dictionaries(st.sampled_from(SYNCED_FIELDS) | any_text, stored_values),
-    direction=rarely_odd(st.sampled_from(DIRECTIONS), any_text),
+    direction=rarely_odd(st.sampled_from(tuple(SyncDirection)), any_text),
     local_updated_at=update_times,
     remote_updated_at=update_times,
 )
@@ -461,7 +459,7 @@ def test_the_merge_settles_any_entry_or_refuses_with_the_projects_errors(
             remote_updated_at=remote_updated_at,
         )
     except ValueError:
-        assert direction not in DIRECTIONS or (local is None and remote is None)
+        assert direction not in tuple(SyncDirection) or (local is None and remote is None)
         event("merge: refused (direction or no side)")
         return
     sides = "both sides" if local is not None and remote is not None else "one side"
@@ -474,14 +472,14 @@ def test_the_merge_settles_any_entry_or_refuses_with_the_projects_errors(
     assert set(result.to_remote) <= set(SYNCED_FIELDS)
     for name, value in result.merged.items():
         assert value in [side[name] for side in (local, remote) if side is not None]
-    if direction == IMPORT_ONLY:
+    if direction == SyncDirection.IMPORT_ONLY:
         assert result.to_remote == {}
-    if direction == EXPORT_ONLY:
+    if direction == SyncDirection.EXPORT_ONLY:
         assert result.to_local == {}
     model_values(result.to_local)
     # What the sync stores: the conflict log and the next base are JSON (jsonb) columns.
     for conflict in result.conflicts:
-        json.dumps(conflict.as_log(anime_kitsu_id=1, title="t"), allow_nan=False)
+        json.dumps(conflict.as_record(anime_kitsu_id=1, title="t"), allow_nan=False)
     next_base = base_after(result, base=base, remote=remote)
     if next_base is not None:
         json.dumps(next_base, allow_nan=False)

@@ -32,7 +32,7 @@ from kitsu_sync.models import (
     SyncTrigger,
     WatchStatus,
 )
-from kitsu_sync.services.session import describe_kitsu_error
+from kitsu_sync.services.kitsu_errors import describe_sync_error
 from tests import link_fixtures
 from tests.test_views import DASHBOARD, LIBRARY, LINK, SYNC, UNLINK, add_entries, linked
 
@@ -344,7 +344,7 @@ IMG = '<img src=x onerror="alert(1)">'
 def hostile_kitsu_error() -> str:
     """What the sync records for a 422 whose detail carries markup, built as the sync does."""
     error = error_for_response(422, {"errors": [{"title": "Invalid", "detail": SCRIPT}]})
-    return describe_kitsu_error(error)
+    return describe_sync_error(error)
 
 
 def test_kitsu_text_is_escaped_on_the_dashboard_run_page_library_and_admin(client, make_user):

@@ -16,7 +16,7 @@ from kitsu_sync.models import (
     SyncStatus,
     SyncTrigger,
 )
-from kitsu_sync.services.sync import run_sync
+from kitsu_sync.services.sync import preview_sync, run_sync
 from tests.sync_support import kitsu_update_entry
 
 pytestmark = pytest.mark.django_db
@@ -262,7 +262,7 @@ def test_a_dry_run_changes_nothing_on_either_side_and_says_what_would(
     rows_before = {e.pk: (e.updated_at, e.synced_values) for e in LibraryEntry.objects.all()}
     state_before = KitsuSyncState.objects.values().get(user=imported)
 
-    run = run_sync(user_id=imported.pk, trigger=SyncTrigger.COMMAND, dry_run=True, full=True)
+    run = preview_sync(user_id=imported.pk, trigger=SyncTrigger.COMMAND, full=True)
 
     assert run.dry_run
     assert run.outcome == SyncOutcome.SUCCESS, run.errors

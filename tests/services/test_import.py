@@ -16,7 +16,11 @@ import pytest
 from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from kitsu_sync.db import bulk_write
 from kitsu_sync.kitsu_api import parse_document
+from kitsu_sync.merge import (
+    SyncDirection,
+)
 from kitsu_sync.models import (
     Anime,
     KitsuSyncState,
@@ -25,10 +29,9 @@ from kitsu_sync.models import (
     SyncStatus,
     SyncTrigger,
 )
+from kitsu_sync.plan import PagePlan, read_page
 from kitsu_sync.sandbox.records import MAPPING_SITES
-from kitsu_sync.services.importer import bulk_write, import_page
-from kitsu_sync.services.merge import IMPORT_ONLY
-from kitsu_sync.services.session import SyncSession
+from kitsu_sync.services.library import sync_page
 from kitsu_sync.services.sync import run_sync
 from tests.kitsu_api import payloads
 from tests.sync_support import kitsu_delete_entry, kitsu_update_entry, make_user
@@ -335,38 +338,30 @@ def test_an_entry_another_user_cannot_see_is_not_imported_for_them(
     assert not LibraryEntry.objects.filter(user=user, anime__nsfw=True).exists()
 
 
-# --- one page straight into import_page (no HTTP): what it reads and writes ------------------
-
-
-def page_session(user: Any) -> SyncSession:
-    """A session for `import_page` alone: writing a page makes no Kitsu request."""
-    return SyncSession(
-        user_id=user.pk,
-        kitsu_user_id="373871",
-        direction=IMPORT_ONLY,
-        dry_run=False,
-        client=None,
-        token="",
-        refresh_access_token=lambda token: token,
-    )
+# --- one page straight into sync_page (no HTTP): what it reads and writes --------------------
 
 
 def library_page(count: int = 30, *, first_entry_id: int = 35128879) -> dict[str, Any]:
     return payloads.library_page(offset=0, limit=count, count=count, first_entry_id=first_entry_id)
 
 
-def import_one_page(user: Any, page: dict[str, Any]) -> tuple[Any, list[str]]:
-    """Import `page` for `user`; the session and the statements that wrote library rows."""
-    session = page_session(user)
-    with CaptureQueriesContext(connection) as queries, transaction.atomic():
-        import_page(session, parse_document(page))
+def import_one_page(user: Any, page: dict[str, Any]) -> tuple[PagePlan, list[str]]:
+    """Import `page` for `user`; its plan and the statements that wrote library rows."""
+    remote = read_page(parse_document(page).resources, now=datetime.now(UTC))
+    with CaptureQueriesContext(connection) as queries:
+        plan = sync_page(
+            remote,
+            user_id=user.pk,
+            direction=SyncDirection.IMPORT_ONLY,
+            after_write=lambda plan: None,
+        )
     writes = [
         q["sql"]
         for q in queries.captured_queries
         if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))
         and ("kitsu_sync_libraryentry" in q["sql"] or "kitsu_sync_anime" in q["sql"])
     ]
-    return session, writes
+    return plan, writes
 
 
 def anime_stamps() -> dict[int, datetime]:
@@ -377,9 +372,9 @@ def test_a_user_whose_titles_are_stored_already_writes_only_their_entries() -> N
     import_one_page(make_user("alice"), library_page())
     before = anime_stamps()
 
-    session, writes = import_one_page(make_user("bob"), library_page(first_entry_id=50_000_000))
+    plan, writes = import_one_page(make_user("bob"), library_page(first_entry_id=50_000_000))
 
-    assert session.counts.created == 30
+    assert plan.counts.created == 30
     assert anime_stamps() == before
     [insert] = writes
     assert insert.startswith('INSERT INTO "kitsu_sync_libraryentry"')
@@ -394,9 +389,9 @@ def test_an_anime_changed_on_kitsu_is_written_and_the_unchanged_ones_are_not() -
     page["included"][4]["attributes"]["averageRating"] = "91.35"
     page["included"][7]["attributes"]["canonicalTitle"] = "Renamed on Kitsu"
 
-    session, writes = import_one_page(user, page)
+    plan, writes = import_one_page(user, page)
 
-    assert session.counts.unchanged == 30
+    assert plan.counts.unchanged == 30
     [upsert] = writes
     assert upsert.startswith('INSERT INTO "kitsu_sync_anime"')
     after = anime_stamps()
@@ -419,9 +414,9 @@ def test_entries_changed_on_kitsu_are_written_in_one_statement_and_keep_their_ro
             notes=f"Changed on Kitsu, {n}", progress=n, updatedAt="2019-01-02T03:04:05.678Z"
         )
 
-    session, writes = import_one_page(user, page)
+    plan, writes = import_one_page(user, page)
 
-    assert (session.counts.updated, session.counts.created) == (30, 0)
+    assert (plan.counts.updated, plan.counts.created) == (30, 0)
     [upsert] = writes
     assert upsert.startswith('INSERT INTO "kitsu_sync_libraryentry"')
     assert "CASE WHEN" not in upsert

@@ -9,13 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kitsu_sync.services.merge import (
-    EXPORT_ONLY,
-    IMPORT_ONLY,
+from kitsu_sync.merge import (
     KITSU,
     REVENGE,
     SYNCED_FIELDS,
-    TWO_WAY,
+    SyncDirection,
     base_after,
     base_after_write,
     merge_entry,
@@ -64,7 +62,9 @@ def test_model_values_turns_snapshot_times_back_into_aware_datetimes() -> None:
 
 
 def test_nothing_changed_on_either_side_means_nothing_to_do() -> None:
-    result = merge_entry(base=entry(), local=entry(), remote=entry(), direction=TWO_WAY)
+    result = merge_entry(
+        base=entry(), local=entry(), remote=entry(), direction=SyncDirection.TWO_WAY
+    )
 
     assert result.to_local == {}
     assert result.to_remote == {}
@@ -73,7 +73,9 @@ def test_nothing_changed_on_either_side_means_nothing_to_do() -> None:
 
 
 def test_a_field_changed_only_in_revenge_goes_to_kitsu() -> None:
-    result = merge_entry(base=entry(), local=entry(progress=7), remote=entry(), direction=TWO_WAY)
+    result = merge_entry(
+        base=entry(), local=entry(progress=7), remote=entry(), direction=SyncDirection.TWO_WAY
+    )
 
     assert result.to_remote == {"progress": 7}
     assert result.to_local == {}
@@ -82,7 +84,7 @@ def test_a_field_changed_only_in_revenge_goes_to_kitsu() -> None:
 
 def test_a_field_changed_only_on_kitsu_comes_to_revenge() -> None:
     result = merge_entry(
-        base=entry(), local=entry(), remote=entry(notes="great"), direction=TWO_WAY
+        base=entry(), local=entry(), remote=entry(notes="great"), direction=SyncDirection.TWO_WAY
     )
 
     assert result.to_local == {"notes": "great"}
@@ -94,7 +96,7 @@ def test_each_side_changing_a_different_field_keeps_both_changes() -> None:
         base=entry(),
         local=entry(progress=8),
         remote=entry(score=90),
-        direction=TWO_WAY,
+        direction=SyncDirection.TWO_WAY,
     )
 
     assert result.merged["progress"] == 8
@@ -106,7 +108,7 @@ def test_each_side_changing_a_different_field_keeps_both_changes() -> None:
 
 def test_both_sides_making_the_same_change_is_no_conflict() -> None:
     result = merge_entry(
-        base=entry(), local=entry(score=95), remote=entry(score=95), direction=TWO_WAY
+        base=entry(), local=entry(score=95), remote=entry(score=95), direction=SyncDirection.TWO_WAY
     )
 
     assert result.conflicts == []
@@ -118,7 +120,7 @@ def test_progress_changed_on_both_sides_never_goes_backwards() -> None:
         base=entry(progress=5),
         local=entry(progress=9),
         remote=entry(progress=7),
-        direction=TWO_WAY,
+        direction=SyncDirection.TWO_WAY,
         local_updated_at=EARLIER,
         remote_updated_at=LATER,
     )
@@ -143,7 +145,11 @@ def test_a_rewatch_started_in_revenge_lets_its_progress_restart() -> None:
     )
 
     result = merge_entry(
-        base=base, local=local, remote=remote, direction=TWO_WAY, remote_updated_at=LATER
+        base=base,
+        local=local,
+        remote=remote,
+        direction=SyncDirection.TWO_WAY,
+        remote_updated_at=LATER,
     )
 
     assert result.merged["progress"] == 1
@@ -158,7 +164,7 @@ def test_a_rewatch_started_on_kitsu_wins_over_revenges_progress() -> None:
     local = entry(status="completed", progress=12, score=100)
     remote = entry(status="watching", progress=2, rewatching=True)
     # Revenge changed the score only; Kitsu restarted the show.
-    result = merge_entry(base=base, local=local, remote=remote, direction=TWO_WAY)
+    result = merge_entry(base=base, local=local, remote=remote, direction=SyncDirection.TWO_WAY)
 
     assert result.to_local == {"status": "watching", "progress": 2, "rewatching": True}
     assert result.to_remote == {"score": 100}
@@ -173,7 +179,7 @@ def test_conflicting_rewatch_and_progress_is_settled_for_the_rewatching_side() -
         base=base,
         local=local,
         remote=remote,
-        direction=TWO_WAY,
+        direction=SyncDirection.TWO_WAY,
         local_updated_at=LATER,
         remote_updated_at=EARLIER,
     )
@@ -189,7 +195,7 @@ def test_rewatch_count_never_goes_backwards() -> None:
         base=entry(rewatch_count=1),
         local=entry(rewatch_count=2),
         remote=entry(rewatch_count=3),
-        direction=TWO_WAY,
+        direction=SyncDirection.TWO_WAY,
         local_updated_at=LATER,
         remote_updated_at=EARLIER,
     )
@@ -214,7 +220,7 @@ def test_other_fields_changed_on_both_sides_take_the_newer_change(
         base=entry(notes="original"),
         local=entry(notes="mine"),
         remote=entry(notes="theirs"),
-        direction=TWO_WAY,
+        direction=SyncDirection.TWO_WAY,
         local_updated_at=local_at,
         remote_updated_at=remote_at,
     )
@@ -223,7 +229,7 @@ def test_other_fields_changed_on_both_sides_take_the_newer_change(
     [conflict] = result.conflicts
     assert conflict.kept == kept
     assert conflict.rule.startswith("newer change wins")
-    log = conflict.as_log(anime_kitsu_id=12, title="One Piece")
+    log = conflict.as_record(anime_kitsu_id=12, title="One Piece")
     assert log["value"] == value
     assert log["local"] == "mine"
     assert log["remote"] == "theirs"
@@ -231,7 +237,10 @@ def test_other_fields_changed_on_both_sides_take_the_newer_change(
 
 def test_clearing_a_rating_in_revenge_clears_it_on_kitsu() -> None:
     result = merge_entry(
-        base=entry(score=80), local=entry(score=None), remote=entry(score=80), direction=TWO_WAY
+        base=entry(score=80),
+        local=entry(score=None),
+        remote=entry(score=80),
+        direction=SyncDirection.TWO_WAY,
     )
 
     assert result.to_remote == {"score": None}
@@ -242,7 +251,7 @@ def test_import_only_lets_kitsu_win_a_conflict_and_sends_nothing() -> None:
         base=entry(score=80),
         local=entry(score=60, progress=9),
         remote=entry(score=40),
-        direction=IMPORT_ONLY,
+        direction=SyncDirection.IMPORT_ONLY,
         local_updated_at=LATER,
         remote_updated_at=EARLIER,
     )
@@ -260,7 +269,7 @@ def test_export_only_ignores_kitsus_changes_and_sends_revenges() -> None:
         base=entry(),
         local=entry(progress=6, notes="mine"),
         remote=entry(notes="theirs", score=20),
-        direction=EXPORT_ONLY,
+        direction=SyncDirection.EXPORT_ONLY,
     )
 
     assert result.to_local == {}
@@ -271,15 +280,31 @@ def test_export_only_ignores_kitsus_changes_and_sends_revenges() -> None:
 
 
 def test_an_entry_only_on_kitsu_is_created_in_revenge_unless_exporting_only() -> None:
-    assert merge_entry(base=None, local=None, remote=entry(), direction=TWO_WAY).to_local == entry()
-    assert merge_entry(base=None, local=None, remote=entry(), direction=EXPORT_ONLY).to_local == {}
+    assert (
+        merge_entry(base=None, local=None, remote=entry(), direction=SyncDirection.TWO_WAY).to_local
+        == entry()
+    )
+    assert (
+        merge_entry(
+            base=None, local=None, remote=entry(), direction=SyncDirection.EXPORT_ONLY
+        ).to_local
+        == {}
+    )
 
 
 def test_an_entry_only_in_revenge_is_sent_whole_unless_importing_only() -> None:
     assert (
-        merge_entry(base=None, local=entry(), remote=None, direction=TWO_WAY).to_remote == entry()
+        merge_entry(
+            base=None, local=entry(), remote=None, direction=SyncDirection.TWO_WAY
+        ).to_remote
+        == entry()
     )
-    assert merge_entry(base=None, local=entry(), remote=None, direction=IMPORT_ONLY).to_remote == {}
+    assert (
+        merge_entry(
+            base=None, local=entry(), remote=None, direction=SyncDirection.IMPORT_ONLY
+        ).to_remote
+        == {}
+    )
 
 
 def test_without_a_base_every_difference_is_a_recorded_conflict() -> None:
@@ -287,7 +312,7 @@ def test_without_a_base_every_difference_is_a_recorded_conflict() -> None:
         base=None,
         local=entry(progress=3),
         remote=entry(progress=4, private=True),
-        direction=TWO_WAY,
+        direction=SyncDirection.TWO_WAY,
         local_updated_at=LATER,
         remote_updated_at=EARLIER,
     )
@@ -304,7 +329,9 @@ def test_unknown_direction_is_refused() -> None:
 
 def test_the_stored_base_keeps_kitsus_value_for_fields_not_yet_sent() -> None:
     remote = entry()
-    result = merge_entry(base=entry(), local=entry(progress=9), remote=remote, direction=TWO_WAY)
+    result = merge_entry(
+        base=entry(), local=entry(progress=9), remote=remote, direction=SyncDirection.TWO_WAY
+    )
 
     assert base_after(result, base=entry(), remote=remote) == remote
 
@@ -313,12 +340,14 @@ def test_the_stored_base_keeps_a_held_back_difference_one_sided() -> None:
     base = entry()
     local = entry(progress=9)
     remote = entry()
-    result = merge_entry(base=base, local=local, remote=remote, direction=IMPORT_ONLY)
+    result = merge_entry(base=base, local=local, remote=remote, direction=SyncDirection.IMPORT_ONLY)
 
     stored = base_after(result, base=base, remote=remote)
 
     # Next time the progress still reads as a Revenge change, not a Kitsu one.
-    again = merge_entry(base=stored, local=local, remote=remote, direction=IMPORT_ONLY)
+    again = merge_entry(
+        base=stored, local=local, remote=remote, direction=SyncDirection.IMPORT_ONLY
+    )
     assert again.to_local == {}
     assert again.conflicts == []
 
@@ -346,7 +375,7 @@ def test_two_way_progress_never_goes_below_either_side_without_a_rewatch(
         base=entry(progress=base),
         local=entry(progress=local),
         remote=entry(progress=remote),
-        direction=TWO_WAY,
+        direction=SyncDirection.TWO_WAY,
         local_updated_at=EARLIER,
         remote_updated_at=LATER,
     )

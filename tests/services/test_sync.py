@@ -20,17 +20,15 @@ from kitsu_sync.models import (
     SyncTrigger,
 )
 from kitsu_sync.services import sync as sync_service
-from kitsu_sync.services.sync import (
-    CLAIM_TTL,
+from kitsu_sync.services.schedule import (
     dispatch_due_syncs,
     full_pass_due,
     next_sync_time,
     queued_expiry,
     request_sync,
-    run_sync,
     schedule_offset,
-    should_retry,
 )
+from kitsu_sync.services.sync import CLAIM_TTL, run_sync, should_retry
 from tests.sync_support import make_user
 
 pytestmark = pytest.mark.django_db
@@ -332,7 +330,6 @@ def test_kitsu_refusing_a_sparse_field_is_answered_with_whole_pages(
     # A field this Kitsu does not know: it answers 400 "Invalid field" (code 104).
     unknown = {**LIBRARY_FIELDSETS, "anime": (*LIBRARY_FIELDSETS["anime"], "colour")}
     monkeypatch.setattr(sync_service, "LIBRARY_FIELDSETS", unknown)
-    monkeypatch.setattr(sync_service, "_fieldsets_refused", False)
     user = linked_user()
 
     run = run_sync(user_id=user.pk, trigger=SyncTrigger.MANUAL, full=True)

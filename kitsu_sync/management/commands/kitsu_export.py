@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -14,11 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from kitsu_sync.models import LibraryEntry
-from kitsu_sync.services.exporter import BACKUP_FIELDS, library_backup
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+from kitsu_sync.records import json_value
+from kitsu_sync.services.backup import BACKUP_FIELDS, library_backup
 
 
 class Command(BaseCommand):
@@ -48,7 +44,7 @@ class Command(BaseCommand):
             writer = csv.DictWriter(self.stdout, fieldnames=BACKUP_FIELDS, lineterminator="\n")
             writer.writeheader()
             for record in records:
-                writer.writerow({name: _plain(value) for name, value in record.items()})
+                writer.writerow({name: json_value(value) for name, value in record.items()})
             return
-        rows = [{name: _plain(value) for name, value in record.items()} for record in records]
+        rows = [{name: json_value(value) for name, value in record.items()} for record in records]
         self.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2))

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from kitsu_sync.models import KitsuToken, SyncOutcome, SyncRun, SyncTrigger
 from kitsu_sync.runtime import startup_objects_frozen
-from kitsu_sync.services.sync import run_sync
+from kitsu_sync.services.sync import preview_sync, run_sync
 
 
 class Command(BaseCommand):
@@ -82,13 +82,9 @@ class Command(BaseCommand):
                     bar.total = total
                 bar.update(done - bar.n)
 
-            return run_sync(
-                user_id=user.pk,
-                trigger=SyncTrigger.COMMAND,
-                full=full,
-                dry_run=dry_run,
-                progress=progress,
-            )
+            # A dry run plans every change as a sync would, and applies none.
+            sync = preview_sync if dry_run else run_sync
+            return sync(user_id=user.pk, trigger=SyncTrigger.COMMAND, full=full, progress=progress)
 
     def _report(self, username: str, run: SyncRun, *, verbosity: int) -> None:
         prefix = "dry run, " if run.dry_run else ""

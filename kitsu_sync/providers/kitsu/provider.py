@@ -8,7 +8,9 @@ from allauth.socialaccount.providers.base import ProviderAccount
 from allauth.socialaccount.providers.oauth2.provider import OAuth2Provider
 from django.conf import settings
 
-from kitsu_sync.providers.kitsu.views import KitsuOAuth2Adapter, pick_avatar_url
+from kitsu_sync.mapping import avatar_url
+from kitsu_sync.models import KITSU_PROVIDER_ID
+from kitsu_sync.providers.kitsu.views import KitsuOAuth2Adapter
 
 
 class KitsuAccount(ProviderAccount):
@@ -21,7 +23,7 @@ class KitsuAccount(ProviderAccount):
         return f"{api.scheme}://{api.netloc}/users/{quote(str(slug))}"
 
     def get_avatar_url(self) -> str | None:
-        return pick_avatar_url(self.account.extra_data.get("avatar")) or None
+        return avatar_url(self.account.extra_data.get("avatar")) or None
 
     def to_str(self) -> str:
         data = self.account.extra_data
@@ -29,7 +31,7 @@ class KitsuAccount(ProviderAccount):
 
 
 class KitsuProvider(OAuth2Provider):
-    id = "kitsu"
+    id = KITSU_PROVIDER_ID
     name = "Kitsu"
     account_class = KitsuAccount
     oauth2_adapter_class = KitsuOAuth2Adapter

@@ -2,7 +2,8 @@
 
 Kitsu's server is Doorkeeper: the authorize page is `<oauth>/authorize` and the token endpoint
 `<oauth>/token`, both under KITSU_OAUTH_URL. kitsu.app itself enables only the password grant,
-so this flow works only where the authorization-code grant is turned on (see ARCHITECTURE.md).
+so this flow works only where the authorization-code grant is turned on
+(docs/kitsu-api.md §2).
 Every request to Kitsu goes through `kitsu_api`, which maps Kitsu's answers to typed errors.
 """
 
@@ -23,83 +24,11 @@ from allauth.utils import get_request_param
 from django.conf import settings
 from django.http import HttpRequest
 
-from kitsu_sync.kitsu_api import (
-    KitsuConnectionError,
-    KitsuError,
-    KitsuInvalidClient,
-    KitsuInvalidGrant,
-    KitsuRateLimited,
-    KitsuUnauthorized,
-    KitsuUnsupportedGrantType,
-    Resource,
-    TokenResponse,
-    authorization_code_grant,
-)
+from kitsu_sync.kitsu_api import KitsuError, TokenResponse, authorization_code_grant
 from kitsu_sync.kitsu_client import get_kitsu_client, get_transport
-
-# The user attributes kept in SocialAccount.extra_data; the rest of the profile is not needed.
-PROFILE_ATTRIBUTES = ("slug", "name", "email", "avatar")
-AVATAR_SIZES = ("medium", "small", "large", "tiny", "original")
-
-
-def pick_avatar_url(avatar: Any) -> str:
-    """One URL out of Kitsu's avatar object (sizes keyed by name), or "" when there is none."""
-    if not isinstance(avatar, dict):
-        return ""
-    for size in AVATAR_SIZES:
-        url = avatar.get(size)
-        if isinstance(url, str) and url.startswith(("https://", "http://")) and len(url) <= 1000:
-            return url
-    return ""
-
-
-def profile_data(user: Resource | None) -> dict[str, Any]:
-    """Check the answer to `/users?filter[self]=true` and return the profile allauth keeps.
-
-    Kitsu answers an empty list, not 401, when it treats a token as anonymous, so "no user"
-    means the token it just issued was not accepted.
-    """
-    if user is None:
-        raise OAuth2Error(
-            "Kitsu issued a token but then did not recognise it (it returned no user). "
-            "Try linking again; if it keeps happening, Kitsu may be having problems."
-        )
-    if user.type != "users" or not user.id.isdigit():
-        raise OAuth2Error(
-            f"Kitsu answered with a {user.type!r} resource instead of your user profile."
-        )
-    data: dict[str, Any] = {"id": user.id}
-    for name in PROFILE_ATTRIBUTES:
-        value = user.attr(name)
-        if value is not None:
-            data[name] = value
-    return data
-
-
-def describe_kitsu_error(error: KitsuError, step: str) -> str:
-    """What went wrong `step` (e.g. "exchanging the code"), in words a person can act on."""
-    if isinstance(error, KitsuInvalidClient):
-        return (
-            f"Kitsu does not know this site's OAuth client while {step}: the administrator "
-            "should check KITSU_CLIENT_ID and KITSU_CLIENT_SECRET."
-        )
-    if isinstance(error, KitsuUnsupportedGrantType):
-        return (
-            f"This Kitsu server does not allow the authorization-code flow ({step}). "
-            "The administrator should set KITSU_AUTH_FLOW=password."
-        )
-    if isinstance(error, KitsuInvalidGrant):
-        return (
-            f"Kitsu refused the approval while {step} (it was already used, expired, or "
-            "belongs to another site). Start linking again."
-        )
-    if isinstance(error, KitsuUnauthorized):
-        return f"Kitsu rejected the new access token while {step}. Start linking again."
-    if isinstance(error, KitsuRateLimited):
-        return f"Kitsu is limiting requests while {step}. Wait a minute, then try again."
-    if isinstance(error, KitsuConnectionError):
-        return f"Kitsu could not be reached while {step}. Try again in a few minutes."
-    return f"Kitsu failed while {step} ({error.message}). Try again in a few minutes."
+from kitsu_sync.models import KITSU_PROVIDER_ID
+from kitsu_sync.services.kitsu_errors import describe_link_error
+from kitsu_sync.services.linking import profile_data
 
 
 @contextmanager
@@ -108,11 +37,11 @@ def kitsu_step(step: str) -> Iterator[None]:
     try:
         yield
     except KitsuError as exc:
-        raise OAuth2Error(describe_kitsu_error(exc, step)) from exc
+        raise OAuth2Error(describe_link_error(exc, step)) from exc
 
 
 class KitsuOAuth2Adapter(OAuth2Adapter):
-    provider_id = "kitsu"
+    provider_id = KITSU_PROVIDER_ID
 
     @property
     def authorize_url(self) -> str:

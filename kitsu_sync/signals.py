@@ -1,0 +1,13 @@
+"""Signals the services send when work must be queued; `receivers` turns them into Celery
+tasks. Services never import tasks (tasks call services), so this is how they ask for one."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# A sync of this user's library should run: user_id, trigger, full. Sent after the
+# transaction that asked for it commits; a receiver's error (the broker down) propagates.
+sync_requested = Signal()
+
+# An entry changed in Revenge should reach Kitsu soon: entry_id. Sent after the commit.
+entry_changed_locally = Signal()
