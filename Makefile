@@ -33,6 +33,7 @@ test: $(BIN)/.dev-installed
 	scripts/ensure-chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo --no-cache
 	ENV_FILE=tests/test.env $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 # The same suite on Django 6.x, which needs Python 3.12+ (PYTHON312 names the interpreter).
@@ -57,6 +58,7 @@ bench: $(BIN)/.dev-installed
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 format: $(BIN)/.dev-installed
 	$(BIN)/ruff check --fix .
