@@ -1,4 +1,4 @@
-"""A local stand-in for Kitsu (kitsu.app), served over real HTTP; see KITSU_API.md.
+"""A local stand-in for Kitsu (kitsu.app), served over real HTTP; see docs/kitsu-api.md.
 
 Django-free. Start one with `serve_in_thread(SandboxConfig(...))`, or from a shell with
 `python -m kitsu_sync.sandbox` or `python manage.py kitsu_sandbox`.

@@ -219,7 +219,8 @@ class EdgeApi:
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    def handle(self, request: Request, endpoint: str, values: dict[str, str]) -> Response:
+    def answer(self, request: Request, endpoint: str, values: dict[str, str]) -> Response:
+        """The response of the endpoint the request was routed to."""
         try:
             viewer = self.viewer_for(request)
             handler = getattr(self, endpoint)

@@ -87,7 +87,8 @@ class OAuthApi:
         self.store = store
         self.config = store.config
 
-    def handle(self, request: Request, endpoint: str, values: dict[str, str]) -> Response:
+    def answer(self, request: Request, endpoint: str, values: dict[str, str]) -> Response:
+        """The response of the endpoint the request was routed to."""
         return getattr(self, endpoint)(request, **values)
 
     # --- token endpoint ----------------------------------------------------------------------

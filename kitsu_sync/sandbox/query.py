@@ -2,7 +2,7 @@
 
 Filters may be camelCase or snake_case (JR un-formats keys), comma lists are CSV, the last
 of repeated keys wins (Rails), and pagination links repeat filter/include/sort/fields with
-their keys sorted and brackets percent-encoded (KITSU_API.md section 4.3).
+their keys sorted and brackets percent-encoded (docs/kitsu-api.md §4.3).
 """
 
 from __future__ import annotations

@@ -119,7 +119,14 @@ class Category:
 
 
 # Media.title_flags bits: which locales a title has, and which one is canonical.
-EN_MISSING, EN_NULL, HAS_EN_US, HAS_ZH_CN, CANONICAL_EN, HAS_ABBREVIATION = 1, 2, 4, 8, 16, 32
+(
+    TITLE_EN_MISSING,
+    TITLE_EN_NULL,
+    TITLE_EN_US,
+    TITLE_ZH_CN,
+    TITLE_CANONICAL_EN,
+    TITLE_ABBREVIATION,
+) = 1, 2, 4, 8, 16, 32
 
 
 def _hex(noise: int, salt: bytes, length: int = 32) -> str:
@@ -172,15 +179,15 @@ class Media:
             return dict(self.landmark["titles"])
         flags = self.title_flags
         titles: dict[str, str | None] = {}
-        if flags & EN_NULL:
+        if flags & TITLE_EN_NULL:
             titles["en"] = None
-        elif not flags & EN_MISSING:
+        elif not flags & TITLE_EN_MISSING:
             titles["en"] = self.english
         titles["en_jp"] = self.romaji
         titles["ja_jp"] = self.native
-        if flags & HAS_EN_US:
+        if flags & TITLE_EN_US:
             titles["en_us"] = self.english
-        if flags & HAS_ZH_CN:
+        if flags & TITLE_ZH_CN:
             titles["zh_cn"] = self.native
         return titles
 
@@ -188,13 +195,13 @@ class Media:
     def canonical_title(self) -> str:
         if self.landmark is not None:
             return self.landmark["canonical"]
-        return self.english if self.title_flags & CANONICAL_EN else self.romaji
+        return self.english if self.title_flags & TITLE_CANONICAL_EN else self.romaji
 
     @property
     def abbreviated_titles(self) -> list[str]:
         if self.landmark is not None:
             return list(self.landmark["abbreviated"])
-        return [self.romaji.split()[0].upper()] if self.title_flags & HAS_ABBREVIATION else []
+        return [self.romaji.split()[0].upper()] if self.title_flags & TITLE_ABBREVIATION else []
 
     @property
     def slug(self) -> str:

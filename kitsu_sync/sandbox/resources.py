@@ -2,7 +2,7 @@
 
 Keys are camelCase, types camelCase plural, ids strings, URL paths dasherised; every resource
 has links.self, every relationship links.self and links.related, and `data` only when the
-relationship was included. Attributes come in the server's order (KITSU_API.md section 3).
+relationship was included. Attributes come in the server's order (docs/kitsu-api.md §3).
 """
 
 from __future__ import annotations

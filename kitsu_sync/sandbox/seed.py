@@ -14,14 +14,15 @@ from datetime import date
 
 from kitsu_sync.sandbox.config import SandboxConfig
 from kitsu_sync.sandbox.records import (
-    CANONICAL_EN,
     DAY_MS,
-    EN_MISSING,
     EPOCH_ORDINAL,
-    HAS_ABBREVIATION,
-    HAS_EN_US,
-    HAS_ZH_CN,
     LIBRARY_STATUSES,
+    TITLE_ABBREVIATION,
+    TITLE_CANONICAL_EN,
+    TITLE_EN_MISSING,
+    TITLE_EN_NULL,
+    TITLE_EN_US,
+    TITLE_ZH_CN,
     Anime,
     Category,
     Genre,
@@ -31,7 +32,6 @@ from kitsu_sync.sandbox.records import (
     User,
     slugify,
 )
-from kitsu_sync.sandbox.records import EN_NULL as EN_NULL_FLAG
 
 # Seeded data is laid out around this moment (2025-06-01T00:00:00Z) rather than "now", so that
 # it is identical on every run; writes made later carry real timestamps.
@@ -313,7 +313,7 @@ def build_categories() -> list[Category]:
 
 
 def _landmarks() -> dict[int, dict[str, object]]:
-    """Two real titles at their real Kitsu ids, matching the examples in KITSU_API.md."""
+    """Two real titles at their real Kitsu ids, matching the examples in docs/kitsu-api.md §7."""
     return {
         1: {
             "slug": "cowboy-bebop",
@@ -395,17 +395,17 @@ def _titles(rng: random.Random, archetype: int, shared: dict) -> tuple[str, str,
     native = KANJI_FIRST[first] + KANJI_SECOND[second]
     flags = 0
     if archetype == EN_NULL:
-        flags |= EN_NULL_FLAG
+        flags |= TITLE_EN_NULL
     elif archetype == NO_EN:
-        flags |= EN_MISSING
+        flags |= TITLE_EN_MISSING
     if rng.random() < 0.08:
-        flags |= HAS_EN_US
+        flags |= TITLE_EN_US
     if rng.random() < 0.05:
-        flags |= HAS_ZH_CN
-    if not flags & (EN_MISSING | EN_NULL_FLAG) and rng.random() < 0.15:
-        flags |= CANONICAL_EN
+        flags |= TITLE_ZH_CN
+    if not flags & (TITLE_EN_MISSING | TITLE_EN_NULL) and rng.random() < 0.15:
+        flags |= TITLE_CANONICAL_EN
     if rng.random() < 0.3:
-        flags |= HAS_ABBREVIATION
+        flags |= TITLE_ABBREVIATION
     return (
         shared.setdefault(romaji, romaji),
         shared.setdefault(english, english),

@@ -119,8 +119,8 @@ class SandboxApp:
             error = route_not_found()
             return api.respond(error.body, error.status)
         if rule.endpoint in self.oauth_endpoints:
-            return self.oauth.handle(request, rule.endpoint, values)
-        return self.edge.handle(request, rule.endpoint, values)
+            return self.oauth.answer(request, rule.endpoint, values)
+        return self.edge.answer(request, rule.endpoint, values)
 
     @staticmethod
     def fault_response(fault: FaultRule) -> Response:

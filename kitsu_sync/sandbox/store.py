@@ -3,7 +3,7 @@
 One re-entrant lock guards the data and its caches: library listings by query (each write
 forgets its user's) and encoded catalog attributes. Change entries through the write methods
 only, or cached listings go stale. Library-entry writes follow KS `LibraryEntry`: validations
-first, then the before_save side effects (KITSU_API.md section 3.2).
+first, then the before_save side effects (docs/kitsu-api.md §3.2).
 """
 
 from __future__ import annotations
@@ -377,7 +377,7 @@ class SandboxStore:
             if count is not None and entry.progress == count:
                 entry.status = "completed"
             elif progress_changed and entry.status == "planned":
-                # (inferred in KITSU_API.md) progress on a planned entry starts watching it.
+                # (inferred, docs/kitsu-api.md §3.2) progress on a planned entry starts watching it.
                 entry.status = "current"
             status_changed = entry.status != old_status
         if status_changed and entry.status == "completed" and count is not None:
