@@ -46,7 +46,7 @@ test-django6:
 	scripts/ensure-services
 	ENV_FILE=tests/test.env .venv-django6/bin/pytest -n 2 $(PYTEST_ARGS)
 
-# Every benchmark of issue 5 at full size (about 15 minutes; bench/README.md has the figures).
+# Every benchmark at full size (about 15 minutes; bench/README.md has the figures).
 bench: $(BIN)/.dev-installed
 	scripts/ensure-services
 	$(PY) -m bench.import_library --repeat 3

@@ -1,4 +1,4 @@
-"""Benchmarks of the Kitsu sync against the sandbox (issue 5); see bench/README.md.
+"""Benchmarks of the Kitsu sync against the sandbox; see bench/README.md.
 
 Importing this package loads Django with the benchmarks' environment (bench/bench.env, unless
 ENV_FILE names another file; real environment variables win), so that every benchmark module

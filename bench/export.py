@@ -1,4 +1,4 @@
-"""Export (issue 5, item 5): k entries changed in Revenge cost k write requests to Kitsu
+"""Export: k entries changed in Revenge cost k write requests to Kitsu
 (no read-before-write per entry) plus the import's own requests.
 
     .venv/bin/python -m bench.export [--entries 5000] [--changes 1,50,300]

@@ -1,4 +1,4 @@
-"""Fleet (issue 5, item 4): 1,000 linked users with 200 entries each, synced by real Celery
+"""Fleet: 1,000 linked users with 200 entries each, synced by real Celery
 workers (2 processes) through the Redis broker and the shared Redis rate limiter.
 
     .venv/bin/python -m bench.fleet [--users 1000] [--entries 200] [--rates 10,50]
@@ -54,7 +54,7 @@ RATES = (10.0, 50.0)
 PROCESSES = 2
 # About the size of Kitsu's anime catalogue, so that users share some titles, not all.
 CATALOG_SIZE = 20_000
-# Issue 5 targets.
+# The fleet's targets.
 BURST_ALLOWANCE = 1.05
 AVERAGE_SHARE = 0.9
 TOTAL_ALLOWANCE = 1.15

@@ -54,7 +54,7 @@ from tests.sync_support import sandbox_grant
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "var" / "bench"
 HTTP_TIMEOUT = 60
-# Kitsu's LibraryPaginator maximum (KITSU_API.md 4.3), the page size the import asks for.
+# Kitsu's LibraryPaginator maximum (docs/kitsu-api.md §4.3), the page size the import asks for.
 PAGE_SIZE = 500
 # High enough never to pace one user's sync (pacing is the fleet benchmark's subject), while the
 # shared Redis limiter still costs its round trip per request, as in production.

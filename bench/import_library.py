@@ -1,4 +1,4 @@
-"""Single-user import (issue 5, item 1): Kitsu requests, database round trips per page, wall
+"""Single-user import: Kitsu requests, database round trips per page, wall
 time as a ratio to a plain download of the same pages, and peak memory.
 
     .venv/bin/python -m bench.import_library [--sizes 1000,10000,50000] [--repeat 1]
@@ -60,7 +60,7 @@ TIME_RATIO_TARGET = 2.0
 
 
 def request_target(anime_entries: int) -> int:
-    """Issue 5: at most ceil(N/500) list requests + 3."""
+    """The target: at most ceil(N/500) list requests + 3."""
     return math.ceil(anime_entries / PAGE_SIZE) + 3
 
 

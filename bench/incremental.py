@@ -1,4 +1,4 @@
-"""Incremental sync (issue 5, item 2): requests and rows written when nothing changed on
+"""Incremental sync: requests and rows written when nothing changed on
 Kitsu, and when k entries changed there.
 
     .venv/bin/python -m bench.incremental [--entries 10000] [--changes 1,100,1000]

@@ -1,4 +1,4 @@
-"""Simulated latency (issue 5, item 3): with the sandbox adding 150 ms to every response (a
+"""Simulated latency: with the sandbox adding 150 ms to every response (a
 realistic round trip to kitsu.app), a 10,000-entry import takes at most (ceil(N/500) + 3)
 round trips of time, plus 20%.
 
@@ -30,7 +30,7 @@ from bench.import_library import benchmark_latencies
 
 ENTRIES = 10_000
 LATENCY_MS = 150.0
-# Issue 5: "plus 20%".
+# The target: the round-trip budget "plus 20%".
 ALLOWANCE = 1.2
 
 

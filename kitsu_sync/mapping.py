@@ -98,7 +98,7 @@ ANIME_FIELDS: tuple[str, ...] = (
     *EXTERNAL_ID_FIELDS,
 )
 
-# Sparse fieldsets (`fields[type]=...`, KITSU_API.md 4.4) for a library listing: exactly the
+# Sparse fieldsets (`fields[type]=...`, docs/kitsu-api.md §4.4) for a library listing: exactly the
 # attributes and relationships `library_entry_fields`, `anime_fields` and `external_ids` read.
 # Kitsu leaves out everything else, above all the links of the dozen relationships every
 # anime and entry carry: pages shrink to a fraction, for Kitsu, the network and the parser.

@@ -214,7 +214,7 @@ KITSU_SYNC_ENABLED = env.bool("KITSU_SYNC_ENABLED", default=True)
 KITSU_SYNC_INTERVAL = parse_interval(env.str("KITSU_SYNC_INTERVAL", default="24h"))
 KITSU_SYNC_DIRECTION = choice("KITSU_SYNC_DIRECTION", tuple(SyncDirection), "import_only")
 
-# --- Linking (issue 3) ------------------------------------------------------------------------
+# --- Linking ----------------------------------------------------------------------------------
 
 
 def kitsu_socialaccount_providers(*, client_id: str, client_secret: str, flow: str) -> dict:
@@ -254,7 +254,7 @@ LOGGING = {
     "loggers": {"urllib3": {"level": "WARNING"}},
 }
 
-# --- Sync (issue 4) ---------------------------------------------------------------------------
+# --- Sync -------------------------------------------------------------------------------------
 # A full pass (which also notices entries deleted on Kitsu) replaces the incremental run this
 # often; beat looks for users whose sync is due every KITSU_SYNC_DISPATCH_EVERY and queues at
 # most KITSU_SYNC_DISPATCH_LIMIT of them per look.

@@ -30,7 +30,8 @@ from kitsu_sync.kitsu_api.transport import Transport
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Kitsu's offset paginator caps page[limit] at 20, except LibraryPaginator at 500 (§4.3).
+# Kitsu's offset paginator caps page[limit] at 20, except LibraryPaginator at 500
+# (docs/kitsu-api.md §4.3).
 MAX_PAGE_LIMIT = 20
 MAX_LIBRARY_PAGE_LIMIT = 500
 SEASONS = ("winter", "spring", "summer", "fall")
@@ -159,7 +160,8 @@ def _link_key(url: str) -> tuple[str, str, str, list[tuple[str, str]]]:
 
 
 def _offset_and_limit(url: str) -> tuple[int, int] | None:
-    """page[offset] and page[limit] of an offset-paginated link (§4.3), else None."""
+    """page[offset] and page[limit] of an offset-paginated link (docs/kitsu-api.md
+    §4.3), else None."""
     query = parse_qs(urlsplit(url).query, keep_blank_values=True)
     offsets, limits = query.get("page[offset]", []), query.get("page[limit]", [])
     if len(offsets) != 1 or len(limits) != 1:
@@ -187,8 +189,9 @@ def _guess_next_pages(
 ) -> None:
     """Ask for the pages after the last one in `ahead`, by stepping its offset, up to `count`.
 
-    Kitsu's offset paginator (§4.3) gives the next page as the same query with page[offset]
-    moved on by page[limit], and leaves links.next out once offset + limit >= meta.count.
+    Kitsu's offset paginator (docs/kitsu-api.md §4.3) gives the next page as the same query
+    with page[offset] moved on by page[limit], and leaves links.next out once offset + limit
+    >= meta.count.
     """
     if isinstance(count, bool) or not isinstance(count, int):
         return

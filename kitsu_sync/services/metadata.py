@@ -21,7 +21,7 @@ SITE_ALIASES = {
     "tvdb": "thetvdb/series",
     "thetvdb": "thetvdb/series",
 }
-# Kitsu's anime-related mapping sites (KITSU_API.md §3.3).
+# Kitsu's anime-related mapping sites (docs/kitsu-api.md §3.3).
 ANIME_SITES = (
     "myanimelist/anime",
     "anilist/anime",
