@@ -57,6 +57,21 @@ def current_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
+def worker_environment(sandbox: Any, **extra: str) -> dict[str, str]:
+    """What a worker needs to sync against `sandbox` (import only), plus `extra` (the
+    reliability tests' RELIABILITY_* timings, say)."""
+    return {
+        "KITSU_API_URL": sandbox.api_url,
+        "KITSU_OAUTH_URL": sandbox.oauth_url,
+        "KITSU_CLIENT_ID": sandbox.client_id,
+        "KITSU_CLIENT_SECRET": sandbox.client_secret,
+        "KITSU_SYNC_DIRECTION": "import_only",
+        "KITSU_RATE_LIMIT": "1000",
+        "LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
 @contextmanager
 def routed_to(queue: str) -> Iterator[None]:
     """Send this process's tasks to `queue` (Celery caches its queue setup: reset it)."""

@@ -18,7 +18,6 @@ from kitsu_sync.models import (
     SyncRun,
     SyncStatus,
 )
-from tests.sync_support import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -26,12 +25,12 @@ ACCESS_TOKEN = "access-token-that-must-never-show-up-in-admin-0123456789"
 REFRESH_TOKEN = "refresh-token-that-must-never-show-up-in-admin-987654321"
 
 
-def linked(username: str, **token_fields: Any) -> Any:
-    user = make_user(username)
+def linked(user: Any, **token_fields: Any) -> Any:
+    """`user`, with a stored link whose tokens must never show in the admin."""
     KitsuToken.objects.create(
         user=user,
         kitsu_user_id="1001",
-        kitsu_username=f"{username}-on-kitsu",
+        kitsu_username=f"{user.username}-on-kitsu",
         access_token=ACCESS_TOKEN,
         refresh_token=REFRESH_TOKEN,
         token_expires_at=timezone.now() + timedelta(days=20),
@@ -41,17 +40,12 @@ def linked(username: str, **token_fields: Any) -> Any:
     return user
 
 
-@pytest.fixture
-def queued_tasks(monkeypatch: Any) -> list[tuple[Any, ...]]:
-    sent: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("kitsu_sync.tasks.sync_library.delay", lambda *args: sent.append(args))
-    return sent
-
-
-def test_sync_states_filter_by_status_and_search_by_username(admin_client: Any) -> None:
-    failing = linked("failing")
+def test_sync_states_filter_by_status_and_search_by_username(
+    admin_client: Any, make_user: Any
+) -> None:
+    failing = linked(make_user("failing"))
     KitsuSyncState.objects.create(user=failing, last_sync_status=SyncStatus.FAILED)
-    fine = linked("fine")
+    fine = linked(make_user("fine"))
     KitsuSyncState.objects.create(user=fine, last_sync_status=SyncStatus.SUCCESS)
     url = "/admin/kitsu_sync/kitsusyncstate/"
 
@@ -64,8 +58,8 @@ def test_sync_states_filter_by_status_and_search_by_username(admin_client: Any) 
     assert ">failing<" not in searched_page
 
 
-def test_a_sync_states_errors_read_as_a_list_of_reasons(admin_client: Any) -> None:
-    user = linked("broken")
+def test_a_sync_states_errors_read_as_a_list_of_reasons(admin_client: Any, make_user: Any) -> None:
+    user = linked(make_user("broken"))
     state = KitsuSyncState.objects.create(
         user=user,
         last_sync_status=SyncStatus.PARTIAL,
@@ -92,12 +86,17 @@ def test_a_sync_states_errors_read_as_a_list_of_reasons(admin_client: Any) -> No
 @pytest.mark.parametrize(("action", "full"), [("sync_now", False), ("full_resync", True)])
 def test_the_sync_actions_queue_a_sync_for_each_chosen_user(
     admin_client: Any,
+    make_user: Any,
     queued_tasks: list[Any],
     django_capture_on_commit_callbacks: Any,
     action: str,
     full: bool,
 ) -> None:
-    users = [linked("one"), linked("two"), linked("relink", needs_relink=True)]
+    users = [
+        linked(make_user("one")),
+        linked(make_user("two")),
+        linked(make_user("relink"), needs_relink=True),
+    ]
     states = [KitsuSyncState.objects.create(user=user) for user in users]
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -115,8 +114,10 @@ def test_the_sync_actions_queue_a_sync_for_each_chosen_user(
     assert "1 user(s) skipped" in text
 
 
-def test_kitsu_links_are_shown_without_their_tokens(admin_client: Any) -> None:
-    user = linked("secretive", needs_relink=True, relink_reason="Kitsu rejected the refresh")
+def test_kitsu_links_are_shown_without_their_tokens(admin_client: Any, make_user: Any) -> None:
+    user = linked(
+        make_user("secretive"), needs_relink=True, relink_reason="Kitsu rejected the refresh"
+    )
     link = KitsuToken.objects.get(user=user)
 
     pages = [
@@ -137,8 +138,8 @@ def test_kitsu_links_are_shown_without_their_tokens(admin_client: Any) -> None:
     assert admin_client.post(f"/admin/kitsu_sync/kitsutoken/{link.pk}/change/").status_code == 403
 
 
-def test_sync_history_is_read_only_and_shows_conflicts(admin_client: Any) -> None:
-    user = linked("history")
+def test_sync_history_is_read_only_and_shows_conflicts(admin_client: Any, make_user: Any) -> None:
+    user = linked(make_user("history"))
     run = SyncRun.objects.create(
         user=user,
         trigger="schedule",
@@ -180,8 +181,10 @@ def test_anime_are_listed_with_their_external_ids(admin_client: Any) -> None:
         assert value in page
 
 
-def test_editing_an_entry_in_admin_counts_as_a_revenge_change(admin_client: Any) -> None:
-    user = linked("editor")
+def test_editing_an_entry_in_admin_counts_as_a_revenge_change(
+    admin_client: Any, make_user: Any
+) -> None:
+    user = linked(make_user("editor"))
     anime = Anime.objects.create(kitsu_id=1, title="Cowboy Bebop", episode_count=26)
     entry = LibraryEntry.objects.create(
         user=user, anime=anime, status="watching", progress=3, kitsu_entry_id=35000001

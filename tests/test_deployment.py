@@ -322,10 +322,8 @@ def test_the_probe_passes_on_200_and_fails_on_503(live_server, settings):
     assert unhealthy.stdout.startswith('HTTP 503: {"status": "unhealthy"')
 
 
-def test_the_probe_fails_when_nothing_answers():
-    from tests.link_fixtures import refused_url
-
-    result = run_probe(f"{refused_url()}/health/", "")
+def test_the_probe_fails_when_nothing_answers(refused_url):
+    result = run_probe(f"{refused_url}/health/", "")
     assert result.returncode == 1
     assert "did not answer" in result.stderr
 

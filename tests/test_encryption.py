@@ -50,12 +50,12 @@ def test_missing_or_malformed_keys_fail_with_how_to_generate_one(value):
 
 
 @pytest.mark.django_db
-def test_tokens_are_ciphertext_in_the_raw_table(django_user_model):
+def test_tokens_are_ciphertext_in_the_raw_table(make_user):
     from datetime import UTC, datetime
 
     from kitsu_sync.models import KitsuToken
 
-    user = django_user_model.objects.create_user("alice")
+    user = make_user("alice")
     KitsuToken.objects.create(
         user=user,
         kitsu_user_id="1001",

@@ -12,22 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from kitsu_sync import health, tasks
 from kitsu_sync.models import Heartbeat
-from tests.link_fixtures import refused_url
+from tests.celery_worker import current_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTH = reverse("kitsu_sync:health")
 
 pytestmark = pytest.mark.django_db
-
-
-def closed_port() -> int:
-    return int(refused_url().rsplit(":", 1)[1])
 
 
 def get_health(client: Any) -> tuple[int, dict[str, Any]]:
@@ -70,8 +65,10 @@ def test_it_changes_nothing_and_refuses_post(client, beat_ticked):
     assert client.head(HEALTH).status_code == 200
 
 
-def test_an_unreachable_broker_is_503_without_the_broker_url(client, settings, beat_ticked):
-    settings.CELERY_BROKER_URL = f"redis://:broker-s3cret@127.0.0.1:{closed_port()}/0"
+def test_an_unreachable_broker_is_503_without_the_broker_url(
+    client, settings, beat_ticked, closed_port
+):
+    settings.CELERY_BROKER_URL = f"redis://:broker-s3cret@127.0.0.1:{closed_port}/0"
 
     response = client.get(HEALTH)
 
@@ -193,15 +190,11 @@ def health_from_a_fresh_process(*, database_url: str, redis_url: str) -> tuple[s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_redis_url_to_a_closed_port_is_503_from_a_fresh_process():
+def test_a_redis_url_to_a_closed_port_is_503_from_a_fresh_process(closed_port):
     health.record_beat_tick()
-    database = connection.settings_dict
     status, report = health_from_a_fresh_process(
-        database_url=(
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-            f"{database['NAME']}"
-        ),
-        redis_url=f"redis://:redis-s3cret@127.0.0.1:{closed_port()}/0",
+        database_url=current_database_url(),
+        redis_url=f"redis://:redis-s3cret@127.0.0.1:{closed_port}/0",
     )
 
     assert status == "503"
@@ -212,8 +205,8 @@ def test_a_redis_url_to_a_closed_port_is_503_from_a_fresh_process():
     }
 
 
-def test_database_and_broker_down_is_503_from_a_fresh_process():
-    port = closed_port()
+def test_database_and_broker_down_is_503_from_a_fresh_process(closed_port):
+    port = closed_port
     status, report = health_from_a_fresh_process(
         database_url=f"postgres://revenge:db-s3cret@127.0.0.1:{port}/revenge",
         redis_url=f"redis://:redis-s3cret@127.0.0.1:{port}/0",

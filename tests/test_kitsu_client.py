@@ -1,15 +1,6 @@
 from __future__ import annotations
 
-import pytest
-
 from kitsu_sync.kitsu_client import get_kitsu_client, get_transport
-
-
-@pytest.fixture
-def fresh_transport():
-    get_transport.cache_clear()
-    yield
-    get_transport.cache_clear()
 
 
 def test_the_client_reads_as_many_pages_ahead_as_configured(settings):

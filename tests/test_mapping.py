@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import copy
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -18,6 +17,7 @@ from kitsu_sync.mapping import (
     REVENGE_STATUSES,
     MappingError,
     anime_fields,
+    avatar_url,
     external_ids,
     format_kitsu_datetime,
     kitsu_entry_attributes,
@@ -30,108 +30,31 @@ from kitsu_sync.mapping import (
     status_to_kitsu,
 )
 from kitsu_sync.models import Anime
+from tests.kitsu_api import payloads
+from tests.kitsu_api.payloads import AVATAR
 
 API = "https://kitsu.app/api/edge"
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# --- payload factories (shaped like KITSU_API.md section 7) ----------------------------------
+# --- payload factories (shaped like docs/kitsu-api.md §7) ------------------------------------
 
-COWBOY_BEBOP_ATTRIBUTES: dict[str, Any] = {
-    "createdAt": "2013-02-20T16:00:13.609Z",
-    "updatedAt": "2025-03-11T12:00:09.269Z",
-    "slug": "cowboy-bebop",
-    "synopsis": "In the year 2071, humanity has colonized several of the planets and moons...",
-    "description": "In the year 2071, humanity has colonized several of the planets and moons...",
-    "coverImageTopOffset": 400,
-    "titles": {"en": "Cowboy Bebop", "en_jp": "Cowboy Bebop", "ja_jp": "カウボーイビバップ"},
-    "canonicalTitle": "Cowboy Bebop",
-    "abbreviatedTitles": ["COWBOY BEBOP"],
-    "averageRating": "82.23",
-    "ratingFrequencies": {"2": "4326", "3": "61", "14": "8951", "20": "37582"},
-    "userCount": 159386,
-    "favoritesCount": 5118,
-    "startDate": "1998-04-03",
-    "endDate": "1999-04-24",
-    "nextRelease": None,
-    "popularityRank": 44,
-    "ratingRank": 142,
-    "ageRating": "R",
-    "ageRatingGuide": "17+ (violence & profanity)",
-    "subtype": "TV",
-    "status": "finished",
-    "tba": None,
-    "posterImage": {
-        "tiny": "https://media.kitsu.app/anime/poster_images/1/tiny.jpg",
-        "large": "https://media.kitsu.app/anime/poster_images/1/large.jpg",
-        "small": "https://media.kitsu.app/anime/poster_images/1/small.jpg",
-        "medium": "https://media.kitsu.app/anime/poster_images/1/medium.jpg",
-        "original": "https://media.kitsu.app/anime/poster_images/1/original.jpg",
-        "meta": {"dimensions": {"tiny": {"width": 110, "height": 156}}},
-    },
-    "coverImage": {
-        "tiny": "https://media.kitsu.app/anime/1/cover_image/tiny-1f92cfe6.jpeg",
-        "large": "https://media.kitsu.app/anime/1/cover_image/large-88da0208.jpeg",
-        "small": "https://media.kitsu.app/anime/1/cover_image/small-33ff2ab0.jpeg",
-        "original": "https://media.kitsu.app/anime/1/cover_image/fb57e5f2.jpeg",
-        "meta": {"dimensions": {"tiny": {"width": 840, "height": 200}}},
-    },
-    "episodeCount": 26,
-    "episodeLength": 25,
-    "totalLength": 626,
-    "youtubeVideoId": "qig4KOK2R2g",
-    "showType": "TV",
-    "nsfw": False,
-}
-
-ENTRY_ATTRIBUTES: dict[str, Any] = {
-    "createdAt": "2018-09-17T07:23:40.396Z",
-    "updatedAt": "2018-09-28T08:16:08.529Z",
-    "status": "current",
-    "progress": 3,
-    "volumesOwned": 0,
-    "reconsuming": False,
-    "reconsumeCount": 0,
-    "notes": None,
-    "private": False,
-    "reactionSkipped": "unskipped",
-    "progressedAt": "2018-09-28T08:16:08.528Z",
-    "startedAt": "2018-09-28T08:15:32.510Z",
-    "finishedAt": None,
-    "rating": "0.0",
-    "ratingTwenty": None,
-}
+# Read-only: a test that changes attributes builds its own from the payload factories.
+COWBOY_BEBOP_ATTRIBUTES = payloads.cowboy_bebop_attributes()
 
 NOT_INCLUDED = object()
 ANIME_1_LINKAGE = {"type": "anime", "id": "1"}
 
 
 def relationship(owner: str, owner_id: str, name: str, data: Any = NOT_INCLUDED) -> dict[str, Any]:
-    value: dict[str, Any] = {
-        "links": {
-            "self": f"{API}/{owner}/{owner_id}/relationships/{name}",
-            "related": f"{API}/{owner}/{owner_id}/{name}",
-        }
-    }
+    value: dict[str, Any] = {"links": payloads.relationship_links(API, f"{owner}/{owner_id}", name)}
     if data is not NOT_INCLUDED:
         value["data"] = data
     return value
 
 
 def mapping_payload(site: Any, external_id: Any, *, mapping_id: str = "1175") -> dict[str, Any]:
-    return {
-        "id": mapping_id,
-        "type": "mappings",
-        "links": {"self": f"{API}/mappings/{mapping_id}"},
-        "attributes": {
-            "createdAt": "2017-07-27T22:21:26.824Z",
-            "updatedAt": "2017-07-27T22:47:45.129Z",
-            "externalSite": site,
-            "externalId": external_id,
-        },
-        "relationships": {
-            "item": relationship("mappings", mapping_id, "item", {"type": "anime", "id": "1"})
-        },
-    }
+    """A mapping of anime 1, its item linkage included."""
+    return payloads.mapping_resource(mapping_id, site, external_id, base=API, item_id="1")
 
 
 def make_anime(
@@ -147,7 +70,7 @@ def make_anime(
     `mappings=None` leaves the mappings relationship unloaded (as without include=mappings);
     a list loads it, each (site, externalId) becoming an included `mappings` resource.
     """
-    values = copy.deepcopy(COWBOY_BEBOP_ATTRIBUTES)
+    values = payloads.cowboy_bebop_attributes()
     values.update(attributes)
     for name in drop:
         values.pop(name)
@@ -190,26 +113,14 @@ def make_entry(
     **attributes: Any,
 ) -> Resource:
     """Library entry 35128879 (Cowboy Bebop, fetched with include=anime) with overrides."""
-    values = copy.deepcopy(ENTRY_ATTRIBUTES)
-    values.update(attributes)
+    entry = payloads.library_entry_resource(entry_id, anime_id=None, base=API, **attributes)
     for name in drop:
-        values.pop(name)
-    owner = "library-entries"
+        entry["attributes"].pop(name)
+    for name, data in (("anime", anime), ("manga", manga), ("media", media)):
+        if data is not NOT_INCLUDED:
+            entry["relationships"][name]["data"] = data
     payload = {
-        "data": [
-            {
-                "id": entry_id,
-                "type": "libraryEntries",
-                "links": {"self": f"{API}/library-entries/{entry_id}"},
-                "attributes": values,
-                "relationships": {
-                    "user": relationship(owner, entry_id, "user"),
-                    "anime": relationship(owner, entry_id, "anime", anime),
-                    "manga": relationship(owner, entry_id, "manga", manga),
-                    "media": relationship(owner, entry_id, "media", media),
-                },
-            }
-        ],
+        "data": [entry],
         "included": [
             {
                 "id": "1",
@@ -252,7 +163,9 @@ def test_it_maps_cowboy_bebop_to_revenge_anime_fields() -> None:
         "kitsu_rank": 142,
         "kitsu_popularity": 44,
         "poster_url": "https://media.kitsu.app/anime/poster_images/1/large.jpg",
-        "backdrop_url": "https://media.kitsu.app/anime/1/cover_image/large-88da0208.jpeg",
+        "backdrop_url": (
+            "https://media.kitsu.app/anime/1/cover_image/large-88da0208ac7fdd1a978de8b539008bd8.jpeg"
+        ),
         "subtype": "TV",
         "nsfw": False,
         "start_date": date(1998, 4, 3),
@@ -373,22 +286,11 @@ def test_it_refuses_a_mappings_relationship_that_is_to_one() -> None:
 
 
 def test_it_reads_the_anime_and_its_mappings_from_a_mapping_lookup() -> None:
-    payload = {
-        "data": {
-            "id": "12",
-            "type": "anime",
-            "attributes": {
-                "slug": "one-piece",
-                "canonicalTitle": "One Piece",
-                "titles": {"en": "One Piece", "en_jp": "One Piece", "ja_jp": "ONE PIECE"},
-                "episodeCount": None,
-                "subtype": "TV",
-                "status": "current",
-            },
-            "relationships": {"mappings": {"data": [{"type": "mappings", "id": "1175"}]}},
-        },
-        "included": [mapping_payload("myanimelist/anime", "21")],
-    }
+    # The lookup of docs/kitsu-api.md §7.3 turned round: One Piece, its MAL mapping included.
+    lookup = payloads.mapping_lookup_document(base=API)
+    [mapping], [one_piece] = lookup["data"], lookup["included"]
+    one_piece["relationships"] = {"mappings": {"data": [{"type": "mappings", "id": mapping["id"]}]}}
+    payload = {"data": one_piece, "included": [mapping]}
 
     fields = anime_fields(single(payload))
 
@@ -1073,6 +975,17 @@ def test_it_refuses_a_malformed_date(value: Any) -> None:
         parse_kitsu_date(value)
 
 
+# --- avatar_url --------------------------------------------------------------------------------
+
+
+def test_avatar_url_prefers_the_medium_size_and_ignores_junk():
+    assert avatar_url(AVATAR) == AVATAR["medium"]
+    assert avatar_url({"tiny": AVATAR["tiny"]}) == AVATAR["tiny"]
+    assert avatar_url({"medium": "javascript:alert(1)"}) == ""
+    assert avatar_url(None) == ""
+    assert avatar_url("https://not-an-object") == ""
+
+
 # --- properties --------------------------------------------------------------------------------
 
 EXTERNAL_SITES = [
@@ -1254,7 +1167,11 @@ def test_anime_fields_returns_a_dict_or_raises_mapping_error(payload: dict[str, 
 
 @PROPERTY
 @given(
-    documents(["libraryEntries", "users"], ENTRY_ATTRIBUTES, {"anime": {"data": ANIME_1_LINKAGE}})
+    documents(
+        ["libraryEntries", "users"],
+        payloads.library_entry_attributes(),
+        {"anime": {"data": ANIME_1_LINKAGE}},
+    )
 )
 def test_library_entry_fields_returns_a_dict_or_raises_mapping_error(
     payload: dict[str, Any],

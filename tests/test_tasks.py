@@ -23,8 +23,8 @@ from kitsu_sync.models import (
 )
 from kitsu_sync.sandbox import SandboxConfig, SandboxServer, serve_in_thread
 from kitsu_sync.services.schedule import request_sync
-from tests.celery_worker import CeleryWorker, celery_worker, wait_for
-from tests.sync_support import link_user, make_user
+from tests.celery_worker import CeleryWorker, celery_worker, wait_for, worker_environment
+from tests.sync_support import finished_runs
 
 LIBRARY_ROUTE = "GET /api/edge/library-entries"
 
@@ -66,15 +66,7 @@ def worker_sandbox() -> Iterator[WorkerSandbox]:
 def worker(
     django_db_setup: None, worker_sandbox: WorkerSandbox, tmp_path_factory: Any
 ) -> Iterator[CeleryWorker]:
-    environment = {
-        "KITSU_API_URL": worker_sandbox.api_url,
-        "KITSU_OAUTH_URL": worker_sandbox.oauth_url,
-        "KITSU_CLIENT_ID": worker_sandbox.client_id,
-        "KITSU_CLIENT_SECRET": worker_sandbox.client_secret,
-        "KITSU_SYNC_DIRECTION": "import_only",
-        "KITSU_RATE_LIMIT": "1000",
-        "LOG_LEVEL": "INFO",
-    }
+    environment = worker_environment(worker_sandbox)
     with celery_worker(log_dir=tmp_path_factory.mktemp("celery"), environment=environment) as w:
         yield w
 
@@ -83,12 +75,6 @@ def worker(
 def sandbox_for_worker(worker_sandbox: WorkerSandbox) -> WorkerSandbox:
     worker_sandbox.reset()
     return worker_sandbox
-
-
-def finished_runs(user: Any) -> list[SyncRun]:
-    return list(
-        SyncRun.objects.filter(user=user).exclude(outcome=SyncOutcome.RUNNING).order_by("pk")
-    )
 
 
 def test_retry_delays_back_off_with_jitter_below_the_visibility_timeout() -> None:
@@ -112,17 +98,17 @@ def test_sync_tasks_are_acknowledged_late_and_time_limited() -> None:
 
 @pytest.mark.slow
 def test_beats_dispatcher_syncs_the_due_users_only(
-    transactional_db: None, worker: CeleryWorker, sandbox_for_worker: WorkerSandbox
+    transactional_db: None,
+    worker: CeleryWorker,
+    sandbox_for_worker: WorkerSandbox,
+    linked_user: Any,
 ) -> None:
     now = timezone.now()
-    due = make_user("due")
-    link_user(due, sandbox_for_worker)
+    due = linked_user("due", sandbox=sandbox_for_worker)
     KitsuSyncState.objects.create(user=due, next_sync_at=now - timedelta(minutes=1))
-    later = make_user("later")
-    link_user(later, sandbox_for_worker)
+    later = linked_user("later", sandbox=sandbox_for_worker)
     KitsuSyncState.objects.create(user=later, next_sync_at=now + timedelta(hours=3))
-    relink = make_user("relink")
-    link_user(relink, sandbox_for_worker)
+    relink = linked_user("relink", sandbox=sandbox_for_worker)
     KitsuSyncState.objects.create(user=relink, next_sync_at=now - timedelta(days=2))
     KitsuToken.objects.filter(user=relink).update(needs_relink=True)
 
@@ -139,10 +125,12 @@ def test_beats_dispatcher_syncs_the_due_users_only(
 
 @pytest.mark.slow
 def test_two_requests_for_one_user_make_one_sync_within_the_request_budget(
-    transactional_db: None, worker: CeleryWorker, sandbox_for_worker: WorkerSandbox
+    transactional_db: None,
+    worker: CeleryWorker,
+    sandbox_for_worker: WorkerSandbox,
+    linked_user: Any,
 ) -> None:
-    user = make_user("twice")
-    link_user(user, sandbox_for_worker)
+    user = linked_user("twice", sandbox=sandbox_for_worker)
     entries = sandbox_for_worker.anime_entries()
     sandbox_for_worker.server.store.log.clear()
 
@@ -162,10 +150,12 @@ def test_two_requests_for_one_user_make_one_sync_within_the_request_budget(
 
 @pytest.mark.slow
 def test_two_sync_tasks_running_at_once_for_one_user_make_one_sync(
-    transactional_db: None, worker: CeleryWorker, sandbox_for_worker: WorkerSandbox
+    transactional_db: None,
+    worker: CeleryWorker,
+    sandbox_for_worker: WorkerSandbox,
+    linked_user: Any,
 ) -> None:
-    user = make_user("racing")
-    link_user(user, sandbox_for_worker)
+    user = linked_user("racing", sandbox=sandbox_for_worker)
     # Hold the first sync inside Kitsu's first library page, so that the second task
     # certainly starts while the first still holds the user's claim.
     requests.post(
@@ -194,9 +184,9 @@ def test_sync_now_on_the_dashboard_completes_and_the_page_shows_the_result(
     worker: CeleryWorker,
     sandbox_for_worker: WorkerSandbox,
     client: Any,
+    linked_user: Any,
 ) -> None:
-    user = make_user("dashboard")
-    link_user(user, sandbox_for_worker)
+    user = linked_user("dashboard", sandbox=sandbox_for_worker)
     entries = sandbox_for_worker.anime_entries()
     client.force_login(user)
 

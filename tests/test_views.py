@@ -10,7 +10,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from kitsu_sync.kitsu_api import Resource, TokenResponse
 from kitsu_sync.models import (
     Anime,
     KitsuSyncState,
@@ -22,57 +21,18 @@ from kitsu_sync.models import (
     SyncTrigger,
     WatchStatus,
 )
-from kitsu_sync.services.tokens import store_link
-from tests import link_fixtures
-from tests.link_fixtures import database_text, refused_url
-
-kitsu_settings = link_fixtures.kitsu_settings
-code_flow = link_fixtures.code_flow
-make_user = link_fixtures.make_user
-kitsu_at = link_fixtures.kitsu_at
-sync_requests = link_fixtures.sync_requests
+from tests.web_support import (
+    DASHBOARD,
+    LIBRARY,
+    LINK,
+    SYNC,
+    UNLINK,
+    add_entries,
+    database_text,
+    linked,
+)
 
 pytestmark = pytest.mark.django_db
-
-DASHBOARD = reverse("kitsu_sync:dashboard")
-LINK = reverse("kitsu_sync:link_password")
-SYNC = reverse("kitsu_sync:sync_now")
-UNLINK = reverse("kitsu_sync:unlink")
-LIBRARY = reverse("kitsu_sync:library")
-
-
-def linked(user: Any, *, kitsu_id: str | None = None, **attributes: Any) -> KitsuToken:
-    """A stored link with made-up tokens, for pages that never call Kitsu."""
-    token = TokenResponse(
-        access_token=f"access-{user.pk}",
-        refresh_token=f"refresh-{user.pk}",
-        token_type="Bearer",
-        expires_in=2_592_000,
-        scope="public",
-        created_at=timezone.now(),
-    )
-    profile = {
-        "slug": f"watcher{user.pk}",
-        "name": f"Watcher {user.pk}",
-        "avatar": {"medium": f"https://media.example/avatars/{user.pk}.jpg"},
-        **attributes,
-    }
-    kitsu_user = Resource(type="users", id=kitsu_id or str(9000 + user.pk), attributes=profile)
-    SocialAccount.objects.create(user=user, provider="kitsu", uid=kitsu_user.id, extra_data={})
-    return store_link(user=user, token=token, kitsu_user=kitsu_user, flow="password")
-
-
-def add_entries(user: Any, count: int, *, status: str = WatchStatus.WATCHING) -> None:
-    for number in range(count):
-        anime, _ = Anime.objects.get_or_create(
-            kitsu_id=100 + number,
-            defaults={
-                "title": f"Anime {number:03d}",
-                "episode_count": 12,
-                "poster_url": f"https://media.example/posters/{number}.jpg",
-            },
-        )
-        LibraryEntry.objects.create(user=user, anime=anime, status=status, progress=3, score=80)
 
 
 @pytest.fixture
@@ -190,9 +150,9 @@ def test_a_link_that_needs_relink_shows_the_banner_and_no_sync_button(client, si
 
 
 def test_the_password_form_links_and_requests_the_first_sync(
-    client, signed_in, kitsu_settings, sync_requests
+    client, signed_in, kitsu, sync_requests
 ):
-    demo = kitsu_settings.credentials(1)
+    demo = kitsu.credentials(1)
 
     response = client.post(LINK, {"login": demo.login, "password": demo.password}, follow=True)
 
@@ -204,9 +164,9 @@ def test_the_password_form_links_and_requests_the_first_sync(
 
 
 def test_after_linking_the_dashboard_shows_the_first_sync_queued(
-    client, signed_in, kitsu_settings, django_capture_on_commit_callbacks
+    client, signed_in, kitsu, django_capture_on_commit_callbacks
 ):
-    demo = kitsu_settings.credentials(1)
+    demo = kitsu.credentials(1)
 
     # The real sync engine: the link queues the first sync once the transaction commits.
     with django_capture_on_commit_callbacks() as callbacks:
@@ -220,8 +180,8 @@ def test_after_linking_the_dashboard_shows_the_first_sync_queued(
     assert '<meta http-equiv="refresh" content="5">' in body
 
 
-def test_wrong_credentials_explain_what_kitsu_accepts(client, signed_in, kitsu_settings):
-    demo = kitsu_settings.credentials(1)
+def test_wrong_credentials_explain_what_kitsu_accepts(client, signed_in, kitsu):
+    demo = kitsu.credentials(1)
 
     response = client.post(LINK, {"login": demo.name, "password": demo.password})
 
@@ -234,8 +194,8 @@ def test_wrong_credentials_explain_what_kitsu_accepts(client, signed_in, kitsu_s
     assert not KitsuToken.objects.exists()
 
 
-def test_unreachable_kitsu_says_to_try_later(kitsu_at, client, signed_in):
-    url = refused_url()
+def test_unreachable_kitsu_says_to_try_later(kitsu_at, client, signed_in, refused_url):
+    url = refused_url
     kitsu_at(api_url=f"{url}/api/edge", oauth_url=f"{url}/api/oauth")
 
     response = client.post(LINK, {"login": "demo@example.test", "password": "pw"})
@@ -267,20 +227,20 @@ def test_kitsus_login_throttle_says_to_wait(
     ],
 )
 def test_bad_input_is_refused_without_calling_kitsu(
-    client, signed_in, kitsu_settings, login, password, message
+    client, signed_in, kitsu, login, password, message
 ):
     response = client.post(LINK, {"login": login, "password": password})
 
     assert response.status_code == 400
     assert message in response.content.decode()
-    assert kitsu_settings.stats()["total"] == 0
+    assert kitsu.stats()["total"] == 0
 
 
 def test_the_password_is_in_no_row_log_record_or_response(
-    client, signed_in, kitsu_settings, sync_requests, caplog
+    client, signed_in, kitsu, sync_requests, caplog
 ):
     caplog.set_level(logging.DEBUG)
-    demo = kitsu_settings.credentials(2)  # the one whose password has & = + % and spaces
+    demo = kitsu.credentials(2)  # the one whose password has & = + % and spaces
     wrong = "Wr0ng-but-still-secret!"
     bodies = [
         client.post(LINK, {"login": demo.login, "password": wrong}).content.decode(),

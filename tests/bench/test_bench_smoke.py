@@ -8,7 +8,6 @@ that the benchmarks keep working. Timing targets are the full runs' business, no
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,16 @@ import pytest
 
 from bench import export, fleet, import_library, incremental, latency
 from bench.harness import library_size_for, running_sandbox
-from kitsu_sync.kitsu_client import get_transport
 from kitsu_sync.models import LibraryEntry
 from kitsu_sync.sandbox import SandboxConfig
 
-# Measurement processes and workers read what this process wrote: no test transaction.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def fresh_transport() -> Iterator[None]:
-    """The benchmarks aim the process-wide Kitsu client at their own sandboxes."""
-    yield
-    get_transport.cache_clear()
+# Measurement processes and workers read what this process wrote: no test transaction. The
+# benchmarks aim the process-wide Kitsu client at their own sandboxes: a fresh one each time.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.usefixtures("fresh_transport"),
+]
 
 
 def test_the_import_benchmark_reads_each_size_in_its_pages_with_constant_round_trips() -> None:

@@ -10,13 +10,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.link_fixtures import (  # noqa: F401 (fixtures shared by the linking tests)
-    code_flow,
-    kitsu_settings,
-    make_user,
-    sync_requests,
-)
-
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 

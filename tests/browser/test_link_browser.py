@@ -29,7 +29,8 @@ def sign_in(page: Page, live_server: Any, username: str) -> None:
 def run_first_sync(username: str) -> bool:
     """The sync the link asked for, run in this process with the `kitsu_sync` command.
 
-    Returns False while the sync engine (issue 4) has not landed: that step is pending.
+    Returns False while the sync engine (the `kitsu_sync` command) is missing: that step is
+    pending.
     """
     if "kitsu_sync" not in get_commands():
         return False
@@ -80,10 +81,10 @@ def test_a_person_links_kitsu_through_the_authorize_page_then_unlinks(
 
 
 def test_a_person_links_kitsu_with_the_password_form(
-    page: Page, live_server: Any, make_user: Any, kitsu_settings: Any, sync_requests: Any
+    page: Page, live_server: Any, make_user: Any, kitsu: Any, sync_requests: Any
 ) -> None:
     user = make_user("bob", password=REVENGE_PASSWORD)
-    demo = kitsu_settings.credentials(2)  # a password with & = + % and spaces
+    demo = kitsu.credentials(2)  # a password with & = + % and spaces
     sign_in(page, live_server, "bob")
 
     page.get_by_role("link", name="Link Kitsu").click()

@@ -1,4 +1,4 @@
-"""Kitsu payloads shaped like KITSU_API.md §7, as factories that return fresh dicts.
+"""Kitsu payloads shaped like docs/kitsu-api.md §7, as factories that return fresh dicts.
 
 Links are built from `base` the way Kitsu builds them from the request host: keys sorted,
 brackets percent-encoded. Reuse these wherever a test needs a realistic Kitsu body.
@@ -12,10 +12,13 @@ from urllib.parse import urlencode
 API_URL = "https://kitsu.test/api/edge"
 OAUTH_URL = "https://kitsu.test/api/oauth"
 
-# §7.4: a 43-character Doorkeeper 5 token pair.
+# docs/kitsu-api.md §7.4: a 43-character Doorkeeper 5 token pair.
 ACCESS_TOKEN = "k0P3x9Qm1WcVbT2s6aYh8uLz4NdRfGjEiKoXpCqA7Ms"
 REFRESH_TOKEN = "Zr5tYu7iOp9aSd1fGh3jKl5zXc7vBn9mQw2eRt4yUi6"
 TOKEN_CREATED_AT = 1723440000
+COWBOY_BEBOP_SYNOPSIS = (
+    "In the year 2071, humanity has colonized several of the planets and moons..."
+)
 INVALID_GRANT_DESCRIPTION = (
     "The provided authorization grant is invalid, expired, revoked, does not match the "
     "redirection URI used in the authorization request, or was issued to another client."
@@ -37,7 +40,8 @@ def relationship_links(base: str, path: str, name: str) -> dict[str, str]:
 def anime_resource(
     anime_id: str = "1", *, base: str = API_URL, **attributes: Any
 ) -> dict[str, Any]:
-    """A compact anime resource, as in an `include=anime` list (§7.2's included anime)."""
+    """A compact anime resource, as in an `include=anime` list (the included anime of
+    docs/kitsu-api.md §7.2)."""
     return {
         "id": anime_id,
         "type": "anime",
@@ -55,84 +59,89 @@ def anime_resource(
     }
 
 
+def cowboy_bebop_attributes() -> dict[str, Any]:
+    """Anime 1's attributes in docs/kitsu-api.md §7.1."""
+    return {
+        "createdAt": "2013-02-20T16:00:13.609Z",
+        "updatedAt": "2025-03-11T12:00:09.269Z",
+        "slug": "cowboy-bebop",
+        "synopsis": COWBOY_BEBOP_SYNOPSIS,
+        "description": COWBOY_BEBOP_SYNOPSIS,
+        "coverImageTopOffset": 400,
+        "titles": {
+            "en": "Cowboy Bebop",
+            "en_jp": "Cowboy Bebop",
+            "ja_jp": "カウボーイビバップ",
+        },
+        "canonicalTitle": "Cowboy Bebop",
+        "abbreviatedTitles": ["COWBOY BEBOP"],
+        "averageRating": "82.23",
+        "ratingFrequencies": {
+            "2": "4326",
+            "3": "61",
+            "4": "423",
+            "10": "876",
+            "14": "8951",
+            "18": "11272",
+            "20": "37582",
+        },
+        "userCount": 159386,
+        "favoritesCount": 5118,
+        "startDate": "1998-04-03",
+        "endDate": "1999-04-24",
+        "nextRelease": None,
+        "popularityRank": 44,
+        "ratingRank": 142,
+        "ageRating": "R",
+        "ageRatingGuide": "17+ (violence & profanity)",
+        "subtype": "TV",
+        "status": "finished",
+        "tba": None,
+        "posterImage": {
+            "tiny": "https://media.kitsu.app/anime/poster_images/1/tiny.jpg",
+            "large": "https://media.kitsu.app/anime/poster_images/1/large.jpg",
+            "small": "https://media.kitsu.app/anime/poster_images/1/small.jpg",
+            "medium": "https://media.kitsu.app/anime/poster_images/1/medium.jpg",
+            "original": "https://media.kitsu.app/anime/poster_images/1/original.jpg",
+            "meta": {
+                "dimensions": {
+                    "tiny": {"width": 110, "height": 156},
+                    "large": {"width": 550, "height": 780},
+                    "small": {"width": 284, "height": 402},
+                    "medium": {"width": 390, "height": 554},
+                }
+            },
+        },
+        "coverImage": {
+            "tiny": "https://media.kitsu.app/anime/1/cover_image/tiny-1f92cfe65c1b31d8b47e36f025d32b35.jpeg",
+            "large": "https://media.kitsu.app/anime/1/cover_image/large-88da0208ac7fdd1a978de8b539008bd8.jpeg",
+            "small": "https://media.kitsu.app/anime/1/cover_image/small-33ff2ab0f599bc15ed73856ecd13fe71.jpeg",
+            "original": "https://media.kitsu.app/anime/1/cover_image/fb57e5f25616633a41f0f5f1ded938ee.jpeg",
+            "meta": {
+                "dimensions": {
+                    "tiny": {"width": 840, "height": 200},
+                    "large": {"width": 3360, "height": 800},
+                    "small": {"width": 1680, "height": 400},
+                }
+            },
+        },
+        "episodeCount": 26,
+        "episodeLength": 25,
+        "totalLength": 626,
+        "youtubeVideoId": "qig4KOK2R2g",
+        "showType": "TV",
+        "nsfw": False,
+    }
+
+
 def cowboy_bebop_document(*, base: str = API_URL) -> dict[str, Any]:
-    """§7.1: `GET /anime/1?include=genres`."""
+    """docs/kitsu-api.md §7.1: `GET /anime/1?include=genres`."""
     return {
         "data": {
             "id": "1",
             "type": "anime",
             "links": {"self": f"{base}/anime/1"},
-            "attributes": {
-                "createdAt": "2013-02-20T16:00:13.609Z",
-                "updatedAt": "2025-03-11T12:00:09.269Z",
-                "slug": "cowboy-bebop",
-                "synopsis": "In the year 2071, humanity has colonized several of the planets...",
-                "description": "In the year 2071, humanity has colonized several of the planets...",
-                "coverImageTopOffset": 400,
-                "titles": {
-                    "en": "Cowboy Bebop",
-                    "en_jp": "Cowboy Bebop",
-                    "ja_jp": "カウボーイビバップ",
-                },
-                "canonicalTitle": "Cowboy Bebop",
-                "abbreviatedTitles": ["COWBOY BEBOP"],
-                "averageRating": "82.23",
-                "ratingFrequencies": {
-                    "2": "4326",
-                    "3": "61",
-                    "4": "423",
-                    "10": "876",
-                    "14": "8951",
-                    "18": "11272",
-                    "20": "37582",
-                },
-                "userCount": 159386,
-                "favoritesCount": 5118,
-                "startDate": "1998-04-03",
-                "endDate": "1999-04-24",
-                "nextRelease": None,
-                "popularityRank": 44,
-                "ratingRank": 142,
-                "ageRating": "R",
-                "ageRatingGuide": "17+ (violence & profanity)",
-                "subtype": "TV",
-                "status": "finished",
-                "tba": None,
-                "posterImage": {
-                    "tiny": "https://media.kitsu.app/anime/poster_images/1/tiny.jpg",
-                    "large": "https://media.kitsu.app/anime/poster_images/1/large.jpg",
-                    "small": "https://media.kitsu.app/anime/poster_images/1/small.jpg",
-                    "medium": "https://media.kitsu.app/anime/poster_images/1/medium.jpg",
-                    "original": "https://media.kitsu.app/anime/poster_images/1/original.jpg",
-                    "meta": {
-                        "dimensions": {
-                            "tiny": {"width": 110, "height": 156},
-                            "large": {"width": 550, "height": 780},
-                            "small": {"width": 284, "height": 402},
-                            "medium": {"width": 390, "height": 554},
-                        }
-                    },
-                },
-                "coverImage": {
-                    "tiny": "https://media.kitsu.app/anime/1/cover_image/tiny-1f92cfe65c1b31d8b47e36f025d32b35.jpeg",
-                    "large": "https://media.kitsu.app/anime/1/cover_image/large-88da0208ac7fdd1a978de8b539008bd8.jpeg",
-                    "small": "https://media.kitsu.app/anime/1/cover_image/small-33ff2ab0f599bc15ed73856ecd13fe71.jpeg",
-                    "original": "https://media.kitsu.app/anime/1/cover_image/fb57e5f25616633a41f0f5f1ded938ee.jpeg",
-                    "meta": {
-                        "dimensions": {
-                            "tiny": {"width": 840, "height": 200},
-                            "large": {"width": 3360, "height": 800},
-                            "small": {"width": 1680, "height": 400},
-                        }
-                    },
-                },
-                "episodeCount": 26,
-                "episodeLength": 25,
-                "totalLength": 626,
-                "youtubeVideoId": "qig4KOK2R2g",
-                "showType": "TV",
-                "nsfw": False,
-            },
+            "attributes": cowboy_bebop_attributes(),
             "relationships": {
                 "genres": {
                     "links": relationship_links(base, "anime/1", "genres"),
@@ -172,6 +181,28 @@ def cowboy_bebop_document(*, base: str = API_URL) -> dict[str, Any]:
     }
 
 
+def library_entry_attributes(**overrides: Any) -> dict[str, Any]:
+    """The attributes of docs/kitsu-api.md §7.2's library entry, with `overrides`."""
+    return {
+        "createdAt": "2018-09-17T07:23:40.396Z",
+        "updatedAt": "2018-09-28T08:16:08.529Z",
+        "status": "current",
+        "progress": 3,
+        "volumesOwned": 0,
+        "reconsuming": False,
+        "reconsumeCount": 0,
+        "notes": None,
+        "private": False,
+        "reactionSkipped": "unskipped",
+        "progressedAt": "2018-09-28T08:16:08.528Z",
+        "startedAt": "2018-09-28T08:15:32.510Z",
+        "finishedAt": None,
+        "rating": "0.0",
+        "ratingTwenty": None,
+        **overrides,
+    }
+
+
 def library_entry_resource(
     entry_id: str = "35128879",
     *,
@@ -179,7 +210,8 @@ def library_entry_resource(
     base: str = API_URL,
     **attributes: Any,
 ) -> dict[str, Any]:
-    """§7.2's library entry; `anime_id=None` leaves the anime linkage out (not included)."""
+    """The library entry of docs/kitsu-api.md §7.2; `anime_id=None` leaves the anime linkage
+    out (not included)."""
     path = f"library-entries/{entry_id}"
     anime: dict[str, Any] = {"links": relationship_links(base, path, "anime")}
     if anime_id is not None:
@@ -188,24 +220,7 @@ def library_entry_resource(
         "id": entry_id,
         "type": "libraryEntries",
         "links": {"self": f"{base}/{path}"},
-        "attributes": {
-            "createdAt": "2018-09-17T07:23:40.396Z",
-            "updatedAt": "2018-09-28T08:16:08.529Z",
-            "status": "current",
-            "progress": 3,
-            "volumesOwned": 0,
-            "reconsuming": False,
-            "reconsumeCount": 0,
-            "notes": None,
-            "private": False,
-            "reactionSkipped": "unskipped",
-            "progressedAt": "2018-09-28T08:16:08.528Z",
-            "startedAt": "2018-09-28T08:15:32.510Z",
-            "finishedAt": None,
-            "rating": "0.0",
-            "ratingTwenty": None,
-            **attributes,
-        },
+        "attributes": library_entry_attributes(**attributes),
         "relationships": {
             "user": {"links": relationship_links(base, path, "user")},
             "anime": anime,
@@ -229,7 +244,7 @@ def library_page(
     base: str = API_URL,
     first_entry_id: int = 35128879,
 ) -> dict[str, Any]:
-    """One page of §7.2 (`include=anime`) over a library of `count` entries.
+    """One page of docs/kitsu-api.md §7.2 (`include=anime`) over a library of `count` entries.
 
     Entry n (0-based) has id `first_entry_id + n` and links anime `n + 1`. `next` is left
     out when offset + limit >= count, and `last` is not page-aligned, as in Kitsu.
@@ -261,7 +276,8 @@ def library_page(
 
 
 def mapping_lookup_document(*, base: str = API_URL) -> dict[str, Any]:
-    """§7.3: `GET /mappings?filter[externalSite]=myanimelist/anime&filter[externalId]=21`."""
+    """docs/kitsu-api.md §7.3:
+    `GET /mappings?filter[externalSite]=myanimelist/anime&filter[externalId]=21`."""
     query = {
         "filter[externalId]": "21",
         "filter[externalSite]": "myanimelist/anime",
@@ -313,9 +329,18 @@ def mapping_lookup_document(*, base: str = API_URL) -> dict[str, Any]:
 
 
 def mapping_resource(
-    mapping_id: str, external_site: str, external_id: str, *, base: str = API_URL
+    mapping_id: str,
+    external_site: Any,
+    external_id: Any,
+    *,
+    base: str = API_URL,
+    item_id: str | None = None,
 ) -> dict[str, Any]:
-    """A mapping as listed by `GET /anime/:id/mappings` (item linkage not included)."""
+    """A mapping as listed by `GET /anime/:id/mappings` (item linkage not included); with
+    `item_id`, its linkage to that anime too."""
+    item: dict[str, Any] = {"links": relationship_links(base, f"mappings/{mapping_id}", "item")}
+    if item_id is not None:
+        item["data"] = {"type": "anime", "id": item_id}
     return {
         "id": mapping_id,
         "type": "mappings",
@@ -326,9 +351,7 @@ def mapping_resource(
             "externalSite": external_site,
             "externalId": external_id,
         },
-        "relationships": {
-            "item": {"links": relationship_links(base, f"mappings/{mapping_id}", "item")}
-        },
+        "relationships": {"item": item},
     }
 
 
@@ -350,8 +373,30 @@ def user_resource(
     }
 
 
+# A user's avatar: a Shrine image object (docs/kitsu-api.md §3.4 and §3.1.1).
+AVATAR = {
+    "tiny": "https://media.kitsu.app/users/avatars/1/tiny.jpeg",
+    "medium": "https://media.kitsu.app/users/avatars/1/medium.jpeg",
+    "meta": {"dimensions": {}},
+}
+
+
+def demo_user_attributes(**overrides: Any) -> dict[str, Any]:
+    """What Kitsu tells the demo user about themself, `about` and a counter included (`email`
+    is sent to the user themself only: docs/kitsu-api.md §3.4)."""
+    return {
+        "slug": "demo",
+        "name": "Demo Watcher",
+        "email": "demo@example.test",
+        "avatar": AVATAR,
+        "about": "not kept",
+        "followersCount": 3,
+        **overrides,
+    }
+
+
 def token_body(**overrides: Any) -> dict[str, Any]:
-    """§7.4: a successful password grant."""
+    """docs/kitsu-api.md §7.4: a successful password grant."""
     return {
         "access_token": ACCESS_TOKEN,
         "token_type": "Bearer",
@@ -364,7 +409,7 @@ def token_body(**overrides: Any) -> dict[str, Any]:
 
 
 def oauth_error_body(code: str, description: str | None = None) -> dict[str, str]:
-    """Doorkeeper's ErrorResponse body (§2)."""
+    """Doorkeeper's ErrorResponse body (docs/kitsu-api.md §2)."""
     return {"error": code, "error_description": description or INVALID_GRANT_DESCRIPTION}
 
 
@@ -372,7 +417,7 @@ def oauth_error_headers(code: str) -> dict[str, str]:
     return {"WWW-Authenticate": f'Bearer realm="Kitsu", error="{code}", error_description="..."'}
 
 
-# --- JSON:API error bodies, verbatim from KITSU_API.md §2, §4 and §5 ----------------------------
+# --- JSON:API error bodies, verbatim from docs/kitsu-api.md §2, §4 and §5 ----------------------
 
 PAGE_LIMIT_ERROR = {
     "errors": [
@@ -407,7 +452,7 @@ RECORD_NOT_FOUND_ERROR = {
     ]
 }
 ROUTE_NOT_FOUND_ERROR = {"errors": [{"status": 404, "title": "Route Not Found"}]}
-# JR's 406 (KITSU_API.md quotes only the title).
+# JR's 406 (docs/kitsu-api.md quotes only the title).
 NOT_ACCEPTABLE_ERROR = {"errors": [{"title": "Not acceptable", "code": "406", "status": "406"}]}
 UNSUPPORTED_MEDIA_TYPE_ERROR = {
     "errors": [

@@ -53,11 +53,11 @@ def serve_library(
 
 
 def test_anime_deserialises_the_cowboy_bebop_payload_with_its_genres(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     add_json(mocked, "GET", f"{API_URL}/anime/1", payloads.cowboy_bebop_document())
 
-    anime = client.anime(1, include=("genres",))
+    anime = kitsu_client.anime(1, include=("genres",))
 
     assert query_of(mocked) == {"include": ["genres"]}
     assert (anime.type, anime.id) == ("anime", "1")
@@ -75,37 +75,37 @@ def test_anime_deserialises_the_cowboy_bebop_payload_with_its_genres(
 
 
 def test_anime_includes_mappings_by_default(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     add_json(mocked, "GET", f"{API_URL}/anime/1", payloads.cowboy_bebop_document())
 
-    client.anime("1")
+    kitsu_client.anime("1")
 
     assert query_of(mocked) == {"include": ["mappings"]}
 
 
 @pytest.mark.parametrize("bad_id", ["cowboy-bebop", "../users", "", "1 ", -1, True])
 def test_anime_refuses_a_non_numeric_id_before_sending(
-    mocked: responses.RequestsMock, client: KitsuClient, bad_id: Any
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient, bad_id: Any
 ) -> None:
     # /anime/cowboy-bebop is a 400 on Kitsu; slugs go through filter[slug].
     with pytest.raises(KitsuUsageError):
-        client.anime(bad_id)
+        kitsu_client.anime(bad_id)
 
     assert len(mocked.calls) == 0
 
 
 def test_anime_that_answers_a_list_is_a_response_error(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     add_json(mocked, "GET", f"{API_URL}/anime/1", {"data": [], "meta": {"count": 0}})
 
     with pytest.raises(KitsuResponseError):
-        client.anime(1)
+        kitsu_client.anime(1)
 
 
 def test_search_anime_filters_by_text_with_a_page_of_twenty(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     body = {
         "data": [payloads.anime_resource("1"), payloads.anime_resource("4")],
@@ -114,7 +114,7 @@ def test_search_anime_filters_by_text_with_a_page_of_twenty(
     }
     add_json(mocked, "GET", f"{API_URL}/anime", body)
 
-    found = client.search_anime("  cowboy bebop ")
+    found = kitsu_client.search_anime("  cowboy bebop ")
 
     assert [anime.id for anime in found] == ["1", "4"]
     assert query_of(mocked) == {"filter[text]": ["cowboy bebop"], "page[limit]": ["20"]}
@@ -122,14 +122,14 @@ def test_search_anime_filters_by_text_with_a_page_of_twenty(
 
 @pytest.mark.parametrize("limit", [0, 21, 500])
 def test_search_anime_refuses_a_page_limit_kitsu_would_reject(
-    client: KitsuClient, limit: int
+    kitsu_client: KitsuClient, limit: int
 ) -> None:
     with pytest.raises(KitsuUsageError, match="between 1 and 20"):
-        client.search_anime("bebop", limit=limit)
+        kitsu_client.search_anime("bebop", limit=limit)
 
 
 def test_season_anime_follows_next_links_and_stops_at_the_limit(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     second_page = f"{API_URL}/anime?filter%5Bseason%5D=fall&page%5Boffset%5D=20"
     first = {
@@ -155,7 +155,7 @@ def test_season_anime_follows_next_links_and_stops_at_the_limit(
     )
     add_json(mocked, "GET", second_page, second)
 
-    anime = list(client.season_anime("Fall", 2024, limit=25))
+    anime = list(kitsu_client.season_anime("Fall", 2024, limit=25))
 
     assert [a.id for a in anime] == [str(n) for n in range(1, 26)]
     # The third page is never fetched: 25 items were enough.
@@ -164,16 +164,16 @@ def test_season_anime_follows_next_links_and_stops_at_the_limit(
 
 @pytest.mark.parametrize(("season", "year"), [("autumn", 2024), ("fall", 24), ("", 2024)])
 def test_season_anime_refuses_a_bad_season_at_call_time(
-    client: KitsuClient, season: str, year: int
+    kitsu_client: KitsuClient, season: str, year: int
 ) -> None:
     with pytest.raises(KitsuUsageError) as caught:
-        client.season_anime(season, year)
+        kitsu_client.season_anime(season, year)
 
     assert isinstance(caught.value, ValueError)
 
 
 def test_trending_anime_uses_limit_not_page_limit(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     # Trending answers only {"data": [...]}: no meta, links or included.
     add_json(
@@ -183,14 +183,14 @@ def test_trending_anime_uses_limit_not_page_limit(
         {"data": [payloads.anime_resource("11"), payloads.anime_resource("12")]},
     )
 
-    trending = client.trending_anime(limit=2)
+    trending = kitsu_client.trending_anime(limit=2)
 
     assert [anime.id for anime in trending] == ["11", "12"]
     assert query_of(mocked) == {"limit": ["2"]}
 
 
 def test_anime_mappings_lists_every_site(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     body = {
         "data": [
@@ -203,7 +203,7 @@ def test_anime_mappings_lists_every_site(
     }
     add_json(mocked, "GET", f"{API_URL}/anime/1/mappings", body)
 
-    mappings = client.anime_mappings(1)
+    mappings = kitsu_client.anime_mappings(1)
 
     assert {(m.attr("externalSite"), m.attr("externalId")) for m in mappings} == {
         ("anidb", "23"),
@@ -214,11 +214,11 @@ def test_anime_mappings_lists_every_site(
 
 
 def test_lookup_external_returns_the_linked_anime(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     add_json(mocked, "GET", f"{API_URL}/mappings", payloads.mapping_lookup_document())
 
-    anime = client.lookup_external("myanimelist/anime", 21)
+    anime = kitsu_client.lookup_external("myanimelist/anime", 21)
 
     assert isinstance(anime, Resource)
     assert (anime.type, anime.id, anime.attr("canonicalTitle")) == ("anime", "12", "One Piece")
@@ -231,7 +231,7 @@ def test_lookup_external_returns_the_linked_anime(
 
 
 def test_lookup_external_returns_none_without_an_anime_mapping(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     manga_only = payloads.mapping_lookup_document()
     manga_only["data"][0]["relationships"]["item"]["data"] = {"type": "manga", "id": "12"}
@@ -239,19 +239,19 @@ def test_lookup_external_returns_none_without_an_anime_mapping(
     add_json(mocked, "GET", f"{API_URL}/mappings", manga_only)
     add_json(mocked, "GET", f"{API_URL}/mappings", {"data": [], "meta": {"count": 0}})
 
-    assert client.lookup_external("myanimelist/manga", 21) is None
-    assert client.lookup_external("myanimelist/anime", 999999) is None
+    assert kitsu_client.lookup_external("myanimelist/manga", 21) is None
+    assert kitsu_client.lookup_external("myanimelist/anime", 999999) is None
 
 
 # --- users and library --------------------------------------------------------------------------
 
 
 def test_current_user_reads_the_one_element_array(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     add_json(mocked, "GET", f"{API_URL}/users", {"data": [payloads.user_resource("42603")]})
 
-    user = client.current_user(token=ACCESS_TOKEN)
+    user = kitsu_client.current_user(token=ACCESS_TOKEN)
 
     assert user is not None
     assert (user.type, user.id, user.attr("slug")) == ("users", "42603", "spike")
@@ -260,20 +260,20 @@ def test_current_user_reads_the_one_element_array(
 
 
 def test_current_user_is_none_when_kitsu_treats_the_token_as_anonymous(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     # An unknown token is anonymous on Kitsu: an empty array, not a 401.
     add_json(mocked, "GET", f"{API_URL}/users", {"data": [], "meta": {"count": 0}})
 
-    assert client.current_user(token="unknown") is None
+    assert kitsu_client.current_user(token="unknown") is None
 
 
 def test_iter_library_pages_reads_three_pages_to_the_last(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     serve_library(mocked, count=5, limit=2)
 
-    pages = list(client.iter_library_pages(user_id=373871, token=ACCESS_TOKEN, page_limit=2))
+    pages = list(kitsu_client.iter_library_pages(user_id=373871, token=ACCESS_TOKEN, page_limit=2))
 
     assert len(pages) == 3
     assert [len(page.resources) for page in pages] == [2, 2, 1]
@@ -291,11 +291,11 @@ def test_iter_library_pages_reads_three_pages_to_the_last(
 
 
 def test_iter_library_pages_sends_filters_include_and_the_largest_page(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     serve_library(mocked, count=1, limit=500)
 
-    list(client.iter_library_pages(user_id="373871"))
+    list(kitsu_client.iter_library_pages(user_id="373871"))
 
     assert query_of(mocked) == {
         "filter[userId]": ["373871"],
@@ -307,11 +307,11 @@ def test_iter_library_pages_sends_filters_include_and_the_largest_page(
 
 
 def test_iter_library_pages_streams_one_page_per_request(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     serve_library(mocked, count=5, limit=2)
 
-    pages = client.iter_library_pages(user_id=373871, page_limit=2)
+    pages = kitsu_client.iter_library_pages(user_id=373871, page_limit=2)
     assert len(mocked.calls) == 0
     next(pages)
     assert len(mocked.calls) == 1
@@ -320,12 +320,12 @@ def test_iter_library_pages_streams_one_page_per_request(
 
 
 def test_since_is_sent_as_iso_8601_utc_with_milliseconds(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     serve_library(mocked, count=1, limit=500)
     since = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
 
-    list(client.iter_library_pages(user_id=1, since=since, status=("current", "on_hold")))
+    list(kitsu_client.iter_library_pages(user_id=1, since=since, status=("current", "on_hold")))
 
     query = query_of(mocked)
     assert query["filter[since]"] == ["2024-01-02T01:04:05.678Z"]
@@ -350,18 +350,18 @@ def test_format_since_refuses_a_naive_datetime() -> None:
     ],
 )
 def test_iter_library_pages_refuses_requests_kitsu_would_reject(
-    mocked: responses.RequestsMock, client: KitsuClient, arguments: dict[str, Any]
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient, arguments: dict[str, Any]
 ) -> None:
     options: dict[str, Any] = {"user_id": 1, **arguments}
 
     with pytest.raises(KitsuUsageError):
-        client.iter_library_pages(**options)
+        kitsu_client.iter_library_pages(**options)
 
     assert len(mocked.calls) == 0
 
 
 def test_pagination_that_loops_is_stopped_with_a_response_error(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     page_two = f"{ENTRIES_URL}?filter%5BuserId%5D=1&page%5Boffset%5D=1"
     page_three = f"{ENTRIES_URL}?filter%5BuserId%5D=1&page%5Boffset%5D=2"
@@ -383,7 +383,7 @@ def test_pagination_that_loops_is_stopped_with_a_response_error(
     add_json(mocked, "GET", page_two, page("2", page_three))
     add_json(mocked, "GET", page_three, page("3", page_two))
 
-    pages = client.iter_library_pages(user_id=1)
+    pages = kitsu_client.iter_library_pages(user_id=1)
     read = [next(pages), next(pages), next(pages)]
     with pytest.raises(KitsuResponseError, match="already read"):
         next(pages)
@@ -393,13 +393,13 @@ def test_pagination_that_loops_is_stopped_with_a_response_error(
 
 
 def test_library_entry_fetches_one_entry_with_its_anime(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     body = payloads.library_entry_document("35128879")
     body["included"] = [payloads.anime_resource("1", canonicalTitle="Cowboy Bebop")]
     add_json(mocked, "GET", f"{ENTRIES_URL}/35128879", body)
 
-    entry = client.library_entry(35128879, token=ACCESS_TOKEN)
+    entry = kitsu_client.library_entry(35128879, token=ACCESS_TOKEN)
 
     assert entry.attr("status") == "current"
     assert entry.attr("ratingTwenty") is None
@@ -408,12 +408,12 @@ def test_library_entry_fetches_one_entry_with_its_anime(
 
 
 def test_create_library_entry_posts_user_and_anime_relationships(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     add_json(mocked, "POST", ENTRIES_URL, payloads.library_entry_document("99"), status=201)
     attributes = {"status": "current", "progress": 3, "ratingTwenty": 16, "private": False}
 
-    entry = client.create_library_entry(
+    entry = kitsu_client.create_library_entry(
         token=ACCESS_TOKEN, user_id=42603, anime_id="1", attributes=attributes
     )
 
@@ -433,14 +433,14 @@ def test_create_library_entry_posts_user_and_anime_relationships(
 
 
 def test_update_library_entry_patches_with_the_id_in_the_body(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     add_json(
         mocked, "PATCH", f"{ENTRIES_URL}/35128879", payloads.library_entry_document(progress=4)
     )
     attributes = {"progress": 4, "ratingTwenty": None, "startedAt": "2024-01-02T00:00:00.000Z"}
 
-    entry = client.update_library_entry(
+    entry = kitsu_client.update_library_entry(
         token=ACCESS_TOKEN, entry_id="35128879", attributes=attributes
     )
 
@@ -451,27 +451,29 @@ def test_update_library_entry_patches_with_the_id_in_the_body(
 
 
 def test_delete_library_entry_accepts_the_204(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     mocked.add("DELETE", f"{ENTRIES_URL}/35128879", status=204)
 
-    assert client.delete_library_entry(token=ACCESS_TOKEN, entry_id=35128879) is None
+    assert kitsu_client.delete_library_entry(token=ACCESS_TOKEN, entry_id=35128879) is None
     assert mocked.calls[0].request.headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
 
 
-def test_writes_need_a_token(mocked: responses.RequestsMock, client: KitsuClient) -> None:
+def test_writes_need_a_token(mocked: responses.RequestsMock, kitsu_client: KitsuClient) -> None:
     with pytest.raises(KitsuUsageError, match="access token"):
-        client.update_library_entry(token="", entry_id=1, attributes={"progress": 1})
+        kitsu_client.update_library_entry(token="", entry_id=1, attributes={"progress": 1})
     with pytest.raises(KitsuUsageError):
-        client.delete_library_entry(token="", entry_id=1)
+        kitsu_client.delete_library_entry(token="", entry_id=1)
 
     assert len(mocked.calls) == 0
 
 
 def test_a_forbidden_write_surfaces_kitsus_reason(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     add_json(mocked, "PATCH", f"{ENTRIES_URL}/5", payloads.FORBIDDEN_ERROR, status=403)
 
     with pytest.raises(KitsuForbidden, match="permission to update this library entry"):
-        client.update_library_entry(token=ACCESS_TOKEN, entry_id=5, attributes={"progress": 1})
+        kitsu_client.update_library_entry(
+            token=ACCESS_TOKEN, entry_id=5, attributes={"progress": 1}
+        )

@@ -34,7 +34,8 @@ DEADLINE = 10.0
 
 
 class FakeLibrary:
-    """A paginating /library-entries (§4.3) whose answer is a function of page[offset].
+    """A paginating /library-entries (docs/kitsu-api.md §4.3) whose answer is a function of
+    page[offset].
 
     `count_at(offset)` is the library size a page sees, so a library that grows or shrinks
     mid-listing is the same whatever order the requests arrive in. `statuses` makes pages
@@ -130,12 +131,12 @@ def assert_no_page_threads() -> None:
 
 @pytest.fixture
 def library_pages(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> Callable[..., list[Document]]:
     def read(library: FakeLibrary, pages_in_flight: int) -> list[Document]:
         serve(mocked, library)
         return list(
-            client.iter_library_pages(
+            kitsu_client.iter_library_pages(
                 user_id=1, page_limit=library.limit, pages_in_flight=pages_in_flight
             )
         )
@@ -164,11 +165,11 @@ def test_pages_ahead_are_the_pages_read_one_at_a_time(
 
 
 def test_up_to_n_pages_are_fetched_while_the_caller_holds_a_page(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     library = FakeLibrary(count_at=fixed(20), limit=2, gate=threading.Event())
     serve(mocked, library)
-    pages = client.iter_library_pages(user_id=1, page_limit=2, pages_in_flight=3)
+    pages = kitsu_client.iter_library_pages(user_id=1, page_limit=2, pages_in_flight=3)
     try:
         first = next(pages)
         # The caller holds page 1 and asks for nothing: pages 2 to 4 are on their way.
@@ -268,7 +269,7 @@ def test_a_failing_guess_past_the_end_is_thrown_away_unseen(
 
 
 def test_a_next_link_that_is_not_the_guessed_page_is_followed(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     """Kitsu's own link wins over the guess, e.g. when the page size changes mid-listing."""
     count = 12
@@ -288,7 +289,7 @@ def test_a_next_link_that_is_not_the_guessed_page_is_followed(
 
     serve(mocked, page)
 
-    pages = list(client.iter_library_pages(user_id=1, page_limit=2, pages_in_flight=3))
+    pages = list(kitsu_client.iter_library_pages(user_id=1, page_limit=2, pages_in_flight=3))
 
     assert offsets(pages) == [0, 2, 4, 7, 10]
     assert [entry for ids in entry_ids(pages) for entry in ids] == [
@@ -310,7 +311,7 @@ def test_without_a_count_the_next_link_is_fetched_one_page_ahead(
 
 
 def test_a_next_link_without_an_offset_is_fetched_one_page_ahead(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     cursors = {"": "b", "b": "c", "c": None}
 
@@ -329,18 +330,18 @@ def test_a_next_link_without_an_offset_is_fetched_one_page_ahead(
 
     serve(mocked, page)
 
-    pages = list(client.iter_library_pages(user_id=1, pages_in_flight=3))
+    pages = list(kitsu_client.iter_library_pages(user_id=1, pages_in_flight=3))
 
     assert [page.resources[0].id for page in pages] == ["a", "b", "c"]
     assert len(mocked.calls) == 3
 
 
 def test_a_refused_page_surfaces_after_the_pages_before_it(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     library = FakeLibrary(count_at=fixed(20), limit=2, statuses={6: 401})
     serve(mocked, library)
-    pages = client.iter_library_pages(user_id=1, page_limit=2, pages_in_flight=4)
+    pages = kitsu_client.iter_library_pages(user_id=1, page_limit=2, pages_in_flight=4)
 
     read = [next(pages), next(pages), next(pages)]
     with pytest.raises(KitsuUnauthorized):
@@ -353,7 +354,7 @@ def test_a_refused_page_surfaces_after_the_pages_before_it(
 
 
 def test_pagination_that_loops_is_stopped_after_the_page_that_loops(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     page_two = f"{ENTRIES_URL}?filter%5BuserId%5D=1&page%5Blimit%5D=1&page%5Boffset%5D=1"
     page_three = f"{ENTRIES_URL}?filter%5BuserId%5D=1&page%5Blimit%5D=1&page%5Boffset%5D=2"
@@ -369,7 +370,7 @@ def test_pagination_that_loops_is_stopped_after_the_page_that_loops(
         return 200, JSONAPI, json.dumps(body)
 
     serve(mocked, page)
-    pages = client.iter_library_pages(user_id=1, page_limit=1, pages_in_flight=3)
+    pages = kitsu_client.iter_library_pages(user_id=1, page_limit=1, pages_in_flight=3)
 
     read = [next(pages), next(pages), next(pages)]
     with pytest.raises(KitsuResponseError, match="already read"):
@@ -407,13 +408,13 @@ def close_by_an_error_in_the_caller(open_pages: Callable[[], Iterator[Document]]
 )
 def test_stopping_early_leaves_no_thread_running(
     mocked: responses.RequestsMock,
-    client: KitsuClient,
+    kitsu_client: KitsuClient,
     stop: Callable[[Callable[[], Iterator[Document]]], None],
 ) -> None:
     library = FakeLibrary(count_at=fixed(40), limit=2)
     serve(mocked, library)
 
-    stop(lambda: client.iter_library_pages(user_id=1, page_limit=2, pages_in_flight=4))
+    stop(lambda: kitsu_client.iter_library_pages(user_id=1, page_limit=2, pages_in_flight=4))
 
     # At once: stopping waits for the requests in progress and ends every thread.
     assert page_threads() == []
@@ -424,11 +425,11 @@ def test_stopping_early_leaves_no_thread_running(
 
 
 def test_closing_waits_for_requests_in_progress(
-    mocked: responses.RequestsMock, client: KitsuClient
+    mocked: responses.RequestsMock, kitsu_client: KitsuClient
 ) -> None:
     library = FakeLibrary(count_at=fixed(20), limit=2, gate=threading.Event())
     serve(mocked, library)
-    pages = client.iter_library_pages(user_id=1, page_limit=2, pages_in_flight=3)
+    pages = kitsu_client.iter_library_pages(user_id=1, page_limit=2, pages_in_flight=3)
     next(pages)
     assert library.wait_for(lambda lib: lib.active == 3)
 
@@ -446,16 +447,16 @@ def test_closing_waits_for_requests_in_progress(
 @pytest.mark.parametrize("value", [0, -1, 11, True, 2.0, "3"])
 def test_pages_in_flight_must_be_between_one_and_ten(
     mocked: responses.RequestsMock,
-    client: KitsuClient,
+    kitsu_client: KitsuClient,
     make_transport: Callable[..., Transport],
     value: Any,
 ) -> None:
     with pytest.raises(KitsuUsageError, match="pages_in_flight"):
         KitsuClient(make_transport(), pages_in_flight=value)
     with pytest.raises(KitsuUsageError, match="pages_in_flight"):
-        client.iter_library_pages(user_id=1, pages_in_flight=value)
+        kitsu_client.iter_library_pages(user_id=1, pages_in_flight=value)
     with pytest.raises(KitsuUsageError, match="pages_in_flight"):
-        client.iter_documents("anime", pages_in_flight=value)
+        kitsu_client.iter_documents("anime", pages_in_flight=value)
 
     assert len(mocked.calls) == 0
 
@@ -504,7 +505,8 @@ def sandbox_client(handle: SandboxHandle) -> KitsuClient:
 
 
 def page_offset(page: Document) -> int:
-    """A sandbox page's own offset: its prev link's plus the limit (§4.3), 0 without one."""
+    """A sandbox page's own offset: its prev link's plus the limit (docs/kitsu-api.md §4.3), 0
+    without one."""
     prev = page.links.get("prev")
     if prev is None:
         return 0

@@ -21,7 +21,7 @@ from kitsu_sync.kitsu_api import (
     make_rate_limiter,
 )
 from kitsu_sync.kitsu_api.ratelimit import HEADROOM
-from tests.kitsu_api.conftest import FakeClock, RecordingSleep
+from tests.clocks import FakeClock, RecordingSleep
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 UNREACHABLE_REDIS_URL = "redis://:pa55word@127.0.0.1:1/0"
@@ -78,11 +78,6 @@ def acquire_in_threads(limiter: RateLimiter, *, threads: int, each: int) -> list
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def unique_key() -> str:
     return f"test-{uuid.uuid4().hex}"
 
@@ -96,11 +91,13 @@ def test_a_nonsense_rate_is_refused(rate: float) -> None:
         RateLimiter(rate)
 
 
-def test_the_first_request_goes_at_once_and_the_next_are_spaced_evenly(clock: FakeClock) -> None:
-    limiter = RateLimiter(5, clock=clock.time, sleep=clock.sleep)
-    started = clock.now
+def test_the_first_request_goes_at_once_and_the_next_are_spaced_evenly(
+    fake_clock: FakeClock,
+) -> None:
+    limiter = RateLimiter(5, clock=fake_clock.time, sleep=fake_clock.sleep)
+    started = fake_clock.now
 
-    stamps = paced_stamps(limiter, clock, 6)
+    stamps = paced_stamps(limiter, fake_clock, 6)
 
     assert stamps[0] == started
     assert [later - earlier for earlier, later in pairwise(stamps)] == pytest.approx(
@@ -110,20 +107,20 @@ def test_the_first_request_goes_at_once_and_the_next_are_spaced_evenly(clock: Fa
 
 @pytest.mark.parametrize("rate", [1, 5, 10, 20, 50])
 def test_requests_on_time_keep_every_second_within_the_limit_and_near_it(
-    clock: FakeClock, rate: int
+    fake_clock: FakeClock, rate: int
 ) -> None:
-    limiter = RateLimiter(rate, clock=clock.time, sleep=clock.sleep)
+    limiter = RateLimiter(rate, clock=fake_clock.time, sleep=fake_clock.sleep)
 
-    stamps = paced_stamps(limiter, clock, 5 * rate + 1)
+    stamps = paced_stamps(limiter, fake_clock, 5 * rate + 1)
 
     assert busiest_second(stamps) <= rate
     assert average_rate(stamps) == pytest.approx(HEADROOM * rate, rel=1e-4)
     assert average_rate(stamps) >= 0.9 * rate
 
 
-def test_the_headroom_absorbs_a_request_that_leaves_late(clock: FakeClock) -> None:
-    limiter = RateLimiter(5, clock=clock.time, sleep=clock.sleep)
-    stamps = paced_stamps(limiter, clock, 6)
+def test_the_headroom_absorbs_a_request_that_leaves_late(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(5, clock=fake_clock.time, sleep=fake_clock.sleep)
+    stamps = paced_stamps(limiter, fake_clock, 6)
 
     # The first request reaches Kitsu 50 ms after its slot, the sixth right on time.
     stamps[0] += 0.05
@@ -131,9 +128,9 @@ def test_the_headroom_absorbs_a_request_that_leaves_late(clock: FakeClock) -> No
     assert busiest_second(stamps) == 5
 
 
-def test_callers_queue_in_reservation_order_with_one_sleep_each(clock: FakeClock) -> None:
+def test_callers_queue_in_reservation_order_with_one_sleep_each(fake_clock: FakeClock) -> None:
     recorded = RecordingSleep()  # the clock stands still: every caller reserves before any sends
-    limiter = RateLimiter(10, clock=clock.time, sleep=recorded)
+    limiter = RateLimiter(10, clock=fake_clock.time, sleep=recorded)
 
     for _ in range(4):
         limiter.acquire()
@@ -142,9 +139,11 @@ def test_callers_queue_in_reservation_order_with_one_sleep_each(clock: FakeClock
     assert recorded.calls == pytest.approx([interval, 2 * interval, 3 * interval])
 
 
-def test_a_slot_beyond_the_timeout_raises_at_once_and_reserves_nothing(clock: FakeClock) -> None:
+def test_a_slot_beyond_the_timeout_raises_at_once_and_reserves_nothing(
+    fake_clock: FakeClock,
+) -> None:
     recorded = RecordingSleep()
-    limiter = RateLimiter(1, clock=clock.time, sleep=recorded)
+    limiter = RateLimiter(1, clock=fake_clock.time, sleep=recorded)
     interval = 1 / HEADROOM
     limiter.acquire()
     limiter.acquire()  # its slot is one interval away; the next free one two
@@ -158,38 +157,38 @@ def test_a_slot_beyond_the_timeout_raises_at_once_and_reserves_nothing(clock: Fa
     assert recorded.calls == pytest.approx([interval, 2 * interval])
 
 
-def test_an_idle_limiter_banks_no_burst(clock: FakeClock) -> None:
-    limiter = RateLimiter(10, clock=clock.time, sleep=clock.sleep)
+def test_an_idle_limiter_banks_no_burst(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(10, clock=fake_clock.time, sleep=fake_clock.sleep)
     limiter.acquire()
-    clock.now += 60
+    fake_clock.now += 60
 
-    stamps = paced_stamps(limiter, clock, 3)
+    stamps = paced_stamps(limiter, fake_clock, 3)
 
     assert stamps[1] - stamps[0] == pytest.approx(1 / (10 * HEADROOM))
 
 
 @pytest.mark.parametrize("rate", [0.5, 0.1])
 def test_a_rate_below_one_per_second_spaces_requests_seconds_apart(
-    clock: FakeClock, rate: float
+    fake_clock: FakeClock, rate: float
 ) -> None:
-    limiter = RateLimiter(rate, clock=clock.time, sleep=clock.sleep)
+    limiter = RateLimiter(rate, clock=fake_clock.time, sleep=fake_clock.sleep)
 
-    stamps = paced_stamps(limiter, clock, 4)
+    stamps = paced_stamps(limiter, fake_clock, 4)
 
     gaps = [later - earlier for earlier, later in pairwise(stamps)]
     assert gaps == pytest.approx([1 / (rate * HEADROOM)] * 3)
     assert busiest_second(stamps) == 1
 
 
-def test_try_acquire_takes_only_a_free_slot(clock: FakeClock) -> None:
-    limiter = RateLimiter(2, clock=clock.time, sleep=clock.sleep)
+def test_try_acquire_takes_only_a_free_slot(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(2, clock=fake_clock.time, sleep=fake_clock.sleep)
 
     taken = [limiter.try_acquire(), limiter.try_acquire(), limiter.try_acquire()]
-    clock.now += 1 / (2 * HEADROOM)
+    fake_clock.now += 1 / (2 * HEADROOM)
 
     assert taken == [True, False, False]
     assert limiter.try_acquire() is True
-    assert clock.sleeps == []
+    assert fake_clock.sleeps == []
 
 
 def test_make_rate_limiter_stays_in_process_without_redis(unique_key: str) -> None:

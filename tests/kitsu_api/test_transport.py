@@ -30,11 +30,12 @@ from kitsu_sync.kitsu_api import (
     KitsuUnreachable,
     KitsuUnsupportedMediaType,
     KitsuValidationError,
+    RateLimiter,
     RetryPolicy,
     Transport,
 )
+from tests.clocks import FakeClock, RecordingSleep
 from tests.kitsu_api import payloads
-from tests.kitsu_api.conftest import CountingRateLimiter, FakeClock, RecordingSleep
 from tests.kitsu_api.payloads import ACCESS_TOKEN, API_URL, OAUTH_URL
 
 ANIME_URL = f"{API_URL}/anime/1"
@@ -457,14 +458,6 @@ def test_it_retries_a_post_whose_connection_was_refused(
     assert transport.requests_made == 2
 
 
-@pytest.fixture
-def closed_port() -> int:
-    """A local port with nothing listening on it (connections are refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_post_to_a_port_nothing_listens_on_is_retried_then_unreachable(
     closed_port: int, make_transport: Callable[..., Transport], recorded_sleep: RecordingSleep
 ) -> None:
@@ -528,6 +521,18 @@ def test_a_truncated_get_body_is_retried_then_succeeds(
 
     assert transport.request("GET", "anime/1").body["data"]["type"] == "anime"
     assert transport.requests_made == 2
+
+
+class CountingRateLimiter(RateLimiter):
+    """A real (generous) limiter that counts how often a slot was taken."""
+
+    def __init__(self) -> None:
+        super().__init__(10_000, key="counting")
+        self.acquired = 0
+
+    def acquire(self, timeout: float | None = None) -> None:
+        super().acquire(timeout)
+        self.acquired += 1
 
 
 def test_it_takes_a_rate_limiter_slot_before_every_attempt(

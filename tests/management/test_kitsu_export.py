@@ -6,18 +6,18 @@ import csv
 import io
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from kitsu_sync.models import Anime, LibraryEntry
-from tests.sync_support import make_user
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def library() -> None:
+def library(make_user: Any) -> None:
     user = make_user("alice")
     bebop = Anime.objects.create(
         kitsu_id=1, title="Cowboy Bebop", mal_id=1, anilist_id=1, anidb_id=23, tvdb_id=76885

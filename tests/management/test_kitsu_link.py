@@ -7,11 +7,6 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from kitsu_sync.models import KitsuToken
-from tests import link_fixtures
-
-kitsu_settings = link_fixtures.kitsu_settings
-make_user = link_fixtures.make_user
-sync_requests = link_fixtures.sync_requests
 
 pytestmark = pytest.mark.django_db
 
@@ -22,10 +17,10 @@ def run_kitsu_link(*args: str, stdin: str) -> str:
     return out.getvalue()
 
 
-def test_it_links_with_the_password_from_stdin(make_user, kitsu_settings, sync_requests, caplog):
+def test_it_links_with_the_password_from_stdin(make_user, kitsu, sync_requests, caplog):
     caplog.set_level(logging.DEBUG)
     user = make_user("alice")
-    special = kitsu_settings.credentials(2)
+    special = kitsu.credentials(2)
 
     output = run_kitsu_link("alice", "--kitsu-login", special.slug, stdin=f"{special.password}\n")
 
@@ -37,9 +32,9 @@ def test_it_links_with_the_password_from_stdin(make_user, kitsu_settings, sync_r
     assert special.password not in caplog.text
 
 
-def test_wrong_credentials_fail_with_one_actionable_line(make_user, kitsu_settings):
+def test_wrong_credentials_fail_with_one_actionable_line(make_user, kitsu):
     make_user("alice")
-    demo = kitsu_settings.credentials(1)
+    demo = kitsu.credentials(1)
 
     with pytest.raises(CommandError, match="not your display name") as info:
         run_kitsu_link("alice", "--kitsu-login", demo.name, stdin=f"{demo.password}\n")
@@ -48,14 +43,14 @@ def test_wrong_credentials_fail_with_one_actionable_line(make_user, kitsu_settin
     assert not KitsuToken.objects.exists()
 
 
-def test_an_unknown_revenge_user_fails_before_reading_the_password(kitsu_settings):
+def test_an_unknown_revenge_user_fails_before_reading_the_password(kitsu):
     with pytest.raises(CommandError, match="No Revenge user named 'nobody'"):
         run_kitsu_link("nobody", "--kitsu-login", "demo", stdin="pw\n")
-    assert kitsu_settings.stats()["total"] == 0
+    assert kitsu.stats()["total"] == 0
 
 
-def test_an_empty_stdin_asks_for_the_password(make_user, kitsu_settings):
+def test_an_empty_stdin_asks_for_the_password(make_user, kitsu):
     make_user("alice")
     with pytest.raises(CommandError, match="Enter your Kitsu password"):
         run_kitsu_link("alice", "--kitsu-login", "demo", stdin="")
-    assert kitsu_settings.stats()["total"] == 0
+    assert kitsu.stats()["total"] == 0

@@ -9,18 +9,13 @@ from django.db import connection
 
 from kitsu_sync.encryption import decrypt_token
 from kitsu_sync.models import KitsuToken
-from tests import link_fixtures
-
-kitsu_settings = link_fixtures.kitsu_settings
-make_user = link_fixtures.make_user
-sync_requests = link_fixtures.sync_requests
 
 pytestmark = pytest.mark.django_db
 
 
-def link_alice(make_user, kitsu_settings):
+def link_alice(make_user, kitsu):
     user = make_user("alice")
-    demo = kitsu_settings.credentials(1)
+    demo = kitsu.credentials(1)
     call_command(
         "kitsu_link",
         "alice",
@@ -32,10 +27,8 @@ def link_alice(make_user, kitsu_settings):
     return user
 
 
-def test_rotating_the_key_re_encrypts_every_token(
-    make_user, kitsu_settings, sync_requests, settings
-):
-    user = link_alice(make_user, kitsu_settings)
+def test_rotating_the_key_re_encrypts_every_token(make_user, kitsu, sync_requests, settings):
+    user = link_alice(make_user, kitsu)
     plaintext = KitsuToken.objects.get(user=user).access_token
     old_key = settings.KITSU_TOKEN_KEY
     new_key = Fernet.generate_key().decode()
@@ -53,8 +46,8 @@ def test_rotating_the_key_re_encrypts_every_token(
     assert KitsuToken.objects.get(user=user).access_token == plaintext
 
 
-def test_rotation_marks_links_no_key_can_read(make_user, kitsu_settings, sync_requests, settings):
-    user = link_alice(make_user, kitsu_settings)
+def test_rotation_marks_links_no_key_can_read(make_user, kitsu, sync_requests, settings):
+    user = link_alice(make_user, kitsu)
     settings.KITSU_TOKEN_KEY = Fernet.generate_key().decode()
 
     with pytest.raises(CommandError, match="marked for re-link"):

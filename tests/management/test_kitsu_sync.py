@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from kitsu_sync.kitsu_client import get_transport
 from kitsu_sync.models import LibraryEntry, SyncRun
-from tests.sync_support import (
-    kitsu_delete_entry,
-    link_user,
-    make_user,
-    point_at_sandbox,
-    quiet_transport,
-)
+from tests.sync_support import kitsu_delete_entry
 
 pytestmark = pytest.mark.django_db
 
@@ -27,30 +19,14 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.fixture
-def kitsu(sandbox: Any, settings: Any, monkeypatch: Any) -> Iterator[Any]:
-    point_at_sandbox(settings, sandbox)
-    settings.KITSU_SYNC_DIRECTION = "import_only"
-    transport = quiet_transport(sandbox, [])
-    monkeypatch.setattr("kitsu_sync.kitsu_client.get_transport", lambda: transport)
-    yield sandbox
-    get_transport.cache_clear()
-
-
-def linked(sandbox: Any, username: str, index: int = 1) -> Any:
-    user = make_user(username)
-    link_user(user, sandbox, index)
-    return user
-
-
 def run_command(*args: str) -> str:
     out = io.StringIO()
     call_command("kitsu_sync", *args, stdout=out, stderr=io.StringIO())
     return out.getvalue()
 
 
-def test_it_syncs_the_named_user_and_prints_what_happened(kitsu: Any) -> None:
-    user = linked(kitsu, "alice")
+def test_it_syncs_the_named_user_and_prints_what_happened(kitsu: Any, linked_user: Any) -> None:
+    user = linked_user("alice")
 
     output = run_command("alice")
 
@@ -62,8 +38,8 @@ def test_it_syncs_the_named_user_and_prints_what_happened(kitsu: Any) -> None:
     assert run.trigger == "command"
 
 
-def test_a_dry_run_prints_the_changes_and_makes_none(kitsu: Any) -> None:
-    user = linked(kitsu, "alice")
+def test_a_dry_run_prints_the_changes_and_makes_none(kitsu: Any, linked_user: Any) -> None:
+    user = linked_user("alice")
 
     output = run_command("alice", "--dry-run")
 
@@ -76,9 +52,9 @@ def test_a_dry_run_prints_the_changes_and_makes_none(kitsu: Any) -> None:
     assert output.count("would create on Revenge") == SyncRun.objects.get(user=user).created
 
 
-def test_all_syncs_every_linked_user(kitsu: Any) -> None:
-    linked(kitsu, "alice", index=1)
-    linked(kitsu, "bob", index=2)
+def test_all_syncs_every_linked_user(kitsu: Any, linked_user: Any, make_user: Any) -> None:
+    linked_user("alice", index=1)
+    linked_user("bob", index=2)
     make_user("carol")
 
     output = run_command("--all")
@@ -90,8 +66,8 @@ def test_all_syncs_every_linked_user(kitsu: Any) -> None:
     assert not SyncRun.objects.filter(user__username="carol").exists()
 
 
-def test_full_removes_entries_deleted_on_kitsu(kitsu: Any) -> None:
-    user = linked(kitsu, "alice")
+def test_full_removes_entries_deleted_on_kitsu(kitsu: Any, linked_user: Any) -> None:
+    user = linked_user("alice")
     run_command("alice")
     gone = LibraryEntry.objects.filter(user=user).order_by("kitsu_entry_id").first()
     kitsu_delete_entry(kitsu, gone.kitsu_entry_id)
@@ -101,8 +77,8 @@ def test_full_removes_entries_deleted_on_kitsu(kitsu: Any) -> None:
     assert not LibraryEntry.objects.filter(pk=gone.pk).exists()
 
 
-def test_an_unknown_user_is_one_clear_error(kitsu: Any) -> None:
-    linked(kitsu, "alice")
+def test_an_unknown_user_is_one_clear_error(kitsu: Any, linked_user: Any) -> None:
+    linked_user("alice")
 
     with pytest.raises(CommandError, match=r"^Unknown user: ghost\.$"):
         run_command("alice", "ghost")
@@ -117,12 +93,10 @@ def test_it_needs_users_or_all(kitsu: Any) -> None:
 
 
 def test_an_unreachable_kitsu_fails_with_one_line(
-    kitsu: Any, unused_tcp_port_url: str, monkeypatch: Any
+    kitsu: Any, linked_user: Any, kitsu_at: Any, refused_url: str
 ) -> None:
-    user = linked(kitsu, "alice")
-    nowhere = quiet_transport(kitsu, [])
-    nowhere.api_url = f"{unused_tcp_port_url}/api/edge"
-    monkeypatch.setattr("kitsu_sync.kitsu_client.get_transport", lambda: nowhere)
+    user = linked_user("alice")
+    kitsu_at(api_url=f"{refused_url}/api/edge", oauth_url=kitsu.oauth_url)
 
     with pytest.raises(CommandError) as failure:
         run_command("alice")
@@ -133,8 +107,8 @@ def test_an_unreachable_kitsu_fails_with_one_line(
     assert not LibraryEntry.objects.filter(user=user).exists()
 
 
-def test_it_shows_a_progress_bar_on_a_terminal(kitsu: Any, capsys: Any) -> None:
-    linked(kitsu, "alice")
+def test_it_shows_a_progress_bar_on_a_terminal(kitsu: Any, linked_user: Any, capsys: Any) -> None:
+    linked_user("alice")
 
     call_command("kitsu_sync", "alice", stdout=io.StringIO(), stderr=Terminal())
 

@@ -25,14 +25,14 @@ def run_json(*args: str):
     return json.loads(run(*args, "--json"))
 
 
-def test_search_prints_a_table_of_matches(use_sandbox):
+def test_search_prints_a_table_of_matches(kitsu):
     output = run("kitsu_search", "a", "--limit", "5")
     header, *rows = output.strip().splitlines()
     assert header.split()[:2] == ["ID", "Title"]
     assert 1 <= len(rows) <= 5
 
 
-def test_search_json_uses_revenge_field_names(use_sandbox):
+def test_search_json_uses_revenge_field_names(kitsu):
     results = run_json("kitsu_search", "a", "--limit", "3")
     assert results
     for anime in results:
@@ -40,30 +40,30 @@ def test_search_json_uses_revenge_field_names(use_sandbox):
         assert {"title", "title_en", "episode_count", "kitsu_score", "poster_url"} <= set(anime)
 
 
-def test_anime_json_includes_external_ids(use_sandbox):
+def test_anime_json_includes_external_ids(kitsu):
     anime = run_json("kitsu_anime", "1")
     assert anime["kitsu_id"] == 1
     assert {"mal_id", "anilist_id", "anidb_id", "tvdb_id"} <= set(anime)
     assert anime["kitsu_score"] is None or 0 <= anime["kitsu_score"] <= 100
 
 
-def test_anime_details_are_human_readable(use_sandbox):
+def test_anime_details_are_human_readable(kitsu):
     output = run("kitsu_anime", "1")
     assert output.splitlines()[0].split() == ["kitsu_id", "1"]
 
 
-def test_trending_respects_the_limit(use_sandbox):
+def test_trending_respects_the_limit(kitsu):
     assert len(run_json("kitsu_trending", "--limit", "3")) == 3
 
 
-def test_season_lists_only_that_seasons_anime(use_sandbox, sandbox):
+def test_season_lists_only_that_seasons_anime(kitsu):
     year = run_json("kitsu_anime", "1")["start_date"][:4]
     results = run_json("kitsu_season", "winter", year)
     for anime in results:
         assert anime["start_date"] is not None
 
 
-def test_lookup_finds_the_kitsu_anime_for_a_mal_id(use_sandbox):
+def test_lookup_finds_the_kitsu_anime_for_a_mal_id(kitsu):
     anime = run_json("kitsu_anime", "1")
     if anime["mal_id"] is None:
         pytest.skip("anime 1 has no MyAnimeList mapping in this seed")
@@ -72,7 +72,7 @@ def test_lookup_finds_the_kitsu_anime_for_a_mal_id(use_sandbox):
     assert run_json("kitsu_lookup", "mal", str(anime["mal_id"]))["kitsu_id"] == 1
 
 
-def test_lookup_of_an_unmapped_id_fails_clearly(use_sandbox):
+def test_lookup_of_an_unmapped_id_fails_clearly(kitsu):
     with pytest.raises(CommandError, match="no anime mapped"):
         run("kitsu_lookup", "anidb", "999999999")
 
@@ -86,7 +86,7 @@ def test_lookup_of_an_unmapped_id_fails_clearly(use_sandbox):
         (("kitsu_search", "   "), "empty"),
     ],
 )
-def test_bad_input_raises_a_clear_command_error(use_sandbox, args, message):
+def test_bad_input_raises_a_clear_command_error(kitsu, args, message):
     with pytest.raises(CommandError, match=message):
         run(*args)
 
@@ -109,8 +109,8 @@ def cli(*args: str, api_url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_unreachable_kitsu_is_one_line_on_stderr_and_exit_1(unused_tcp_port_url):
-    result = cli("kitsu_trending", api_url=f"{unused_tcp_port_url}/api/edge")
+def test_unreachable_kitsu_is_one_line_on_stderr_and_exit_1(refused_url):
+    result = cli("kitsu_trending", api_url=f"{refused_url}/api/edge")
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()

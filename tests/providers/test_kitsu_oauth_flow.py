@@ -16,12 +16,7 @@ from django.urls import reverse
 
 from kitsu_sync.models import KitsuToken
 from kitsu_sync.services.linking import link_with_password
-from tests.link_fixtures import (
-    KitsuAuthorizePage,
-    callback_query,
-    refused_url,
-    site_path,
-)
+from tests.web_support import KitsuAuthorizePage, callback_query, site_path
 
 pytestmark = pytest.mark.django_db
 
@@ -205,9 +200,11 @@ def test_a_kitsu_failure_at_the_token_step_is_reported(client, make_user, code_f
     assert not KitsuToken.objects.exists()
 
 
-def test_unreachable_kitsu_at_the_token_step_is_reported(kitsu_at, client, make_user, code_flow):
+def test_unreachable_kitsu_at_the_token_step_is_reported(
+    kitsu_at, client, make_user, code_flow, refused_url
+):
     callback = _approved_callback(client, make_user(), code_flow)
-    url = refused_url()
+    url = refused_url
     kitsu_at(api_url=f"{url}/api/edge", oauth_url=f"{url}/api/oauth")
 
     response = client.get(callback)

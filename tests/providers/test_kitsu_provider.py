@@ -1,106 +1,23 @@
-"""The provider's pieces on their own: profile checking, error wording, account display."""
+"""The provider's pieces on their own: the allauth fields, the account's display, the adapter's
+URLs and the sign-in page."""
 
 from __future__ import annotations
 
 import pytest
 from allauth.socialaccount.models import SocialAccount
 from allauth.socialaccount.providers import registry
-from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.urls import reverse
 
-from kitsu_sync.kitsu_api import (
-    KitsuInvalidClient,
-    KitsuInvalidGrant,
-    KitsuRateLimited,
-    KitsuServerError,
-    KitsuTimeout,
-    KitsuUnauthorized,
-    KitsuUnsupportedGrantType,
-    Resource,
-)
-from kitsu_sync.mapping import avatar_url
+from kitsu_sync.kitsu_api import Resource
 from kitsu_sync.providers.kitsu.provider import KitsuAccount, KitsuProvider
 from kitsu_sync.providers.kitsu.views import KitsuOAuth2Adapter
-from kitsu_sync.services.kitsu_errors import describe_link_error
 from kitsu_sync.services.linking import profile_data
-
-AVATAR = {
-    "tiny": "https://media.kitsu.app/users/avatars/1/tiny.jpeg",
-    "medium": "https://media.kitsu.app/users/avatars/1/medium.jpeg",
-    "meta": {"dimensions": {}},
-}
+from tests.kitsu_api import payloads
+from tests.kitsu_api.payloads import AVATAR
 
 
 def kitsu_user(**attributes) -> Resource:
-    base = {
-        "slug": "demo",
-        "name": "Demo Watcher",
-        "email": "demo@example.test",
-        "avatar": AVATAR,
-        "about": "not kept",
-        "followersCount": 3,
-    }
-    return Resource(type="users", id="1001", attributes={**base, **attributes})
-
-
-def test_profile_data_keeps_the_id_and_the_few_attributes_needed():
-    assert profile_data(kitsu_user()) == {
-        "id": "1001",
-        "slug": "demo",
-        "name": "Demo Watcher",
-        "email": "demo@example.test",
-        "avatar": AVATAR,
-    }
-
-
-def test_profile_data_leaves_out_attributes_kitsu_hides():
-    # email is a self-only attribute: absent when Kitsu does not treat the caller as the user.
-    data = profile_data(Resource(type="users", id="7", attributes={"slug": "x", "avatar": None}))
-    assert data == {"id": "7", "slug": "x"}
-
-
-def test_profile_data_says_so_when_kitsu_treats_the_new_token_as_anonymous():
-    # Kitsu answers filter[self] with an empty list, not 401, for a token it does not know.
-    with pytest.raises(OAuth2Error, match="did not recognise it"):
-        profile_data(None)
-
-
-@pytest.mark.parametrize(
-    "resource",
-    [Resource(type="anime", id="1"), Resource(type="users", id=""), Resource(type="users", id="x")],
-)
-def test_profile_data_refuses_something_that_is_not_a_kitsu_user(resource):
-    with pytest.raises(OAuth2Error):
-        profile_data(resource)
-
-
-@pytest.mark.parametrize(
-    ("error", "expected"),
-    [
-        (KitsuInvalidClient("x", code="invalid_client", status=401), "KITSU_CLIENT_ID"),
-        (
-            KitsuUnsupportedGrantType("x", code="unsupported_grant_type", status=400),
-            "KITSU_AUTH_FLOW=password",
-        ),
-        (KitsuInvalidGrant("x", code="invalid_grant", status=400), "Start linking again"),
-        (KitsuUnauthorized("Invalid token", status=401), "rejected the new access token"),
-        (KitsuRateLimited("slow down", status=429), "Wait a minute"),
-        (KitsuTimeout("no answer"), "could not be reached"),
-        (KitsuServerError("Kitsu failed with HTTP 502.", status=502), "HTTP 502"),
-    ],
-)
-def test_kitsu_errors_are_described_with_the_step_and_what_to_do(error, expected):
-    text = describe_link_error(error, "reading your Kitsu profile")
-    assert expected in text
-    assert "reading your Kitsu profile" in text
-
-
-def test_avatar_url_prefers_the_medium_size_and_ignores_junk():
-    assert avatar_url(AVATAR) == AVATAR["medium"]
-    assert avatar_url({"tiny": AVATAR["tiny"]}) == AVATAR["tiny"]
-    assert avatar_url({"medium": "javascript:alert(1)"}) == ""
-    assert avatar_url(None) == ""
-    assert avatar_url("https://not-an-object") == ""
+    return Resource(type="users", id="1001", attributes=payloads.demo_user_attributes(**attributes))
 
 
 def test_the_provider_maps_the_profile_to_allauth_fields():

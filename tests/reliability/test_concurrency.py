@@ -17,15 +17,10 @@ import pytest
 from kitsu_sync import tasks
 from kitsu_sync.models import KitsuSyncState, SyncOutcome, SyncStatus
 from kitsu_sync.services.sync import CURSOR_OVERLAP
-from tests.celery_worker import routed_to, wait_for
-from tests.reliability.conftest import (
-    assert_in_step_with_kitsu,
-    finished_runs,
-    visible_anime_entries,
-    worker_environment,
-)
+from tests.celery_worker import routed_to, wait_for, worker_environment
+from tests.reliability.checks import assert_in_step_with_kitsu
 from tests.reliability.workers import unique_queue, worker_process
-from tests.sync_support import link_user, make_user
+from tests.sync_support import finished_runs, visible_anime_entries
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -33,11 +28,10 @@ LIBRARY_ROUTE = "GET /api/edge/library-entries"
 
 
 def test_two_worker_processes_syncing_one_user_at_once_make_one_sync(
-    sandbox_factory: Any, worker_logs: Any, partly_imported: Any
+    sandbox_factory: Any, linked_user: Any, worker_logs: Any, partly_imported: Any
 ) -> None:
     sandbox = sandbox_factory(users=1, entries=1100)
-    user = make_user("contested")
-    link_user(user, sandbox)
+    user = linked_user("contested", sandbox=sandbox)
     baseline = partly_imported(user, sandbox)
     # The sync resumes after the stored page (its cursor, less the overlap).
     since = KitsuSyncState.objects.get(user=user).cursor_updated_at - CURSOR_OVERLAP

@@ -16,87 +16,51 @@ import pytest
 from kitsu_sync.kitsu_client import get_transport
 from kitsu_sync.models import KitsuSyncState, SyncOutcome, SyncStatus, SyncTrigger
 from kitsu_sync.services.sync import run_sync, should_retry
-from tests.reliability.conftest import (
-    KITSU_TIMEOUT,
-    Baseline,
-    assert_in_step_with_kitsu,
-    assert_readable,
-    visible_anime_entries,
-)
-from tests.sync_support import kitsu_update_entry, link_user, make_user
+from tests.reliability.checks import Baseline, assert_in_step_with_kitsu, assert_readable
+from tests.reliability.faults import FAULTS, change_on_kitsu, fault_mid_import, faults_fired
+from tests.sync_support import visible_anime_entries
 
 pytestmark = pytest.mark.django_db
-
-LIBRARY = "/api/edge/library-entries"
-
-# kind of fault -> its rule, and what the run's error must say
-FAULTS: dict[str, tuple[dict[str, Any], str]] = {
-    "500": ({"kind": "status", "status": 500}, "HTTP 500"),
-    "502": ({"kind": "status", "status": 502}, "HTTP 502"),
-    "503": ({"kind": "status", "status": 503}, "HTTP 503"),
-    "429 plain text, no Retry-After": ({"kind": "rate_limit"}, "rate limiting"),
-    "connection reset": ({"kind": "drop"}, "connection to Kitsu"),
-    "hangs past the timeout": (
-        {"kind": "slow", "seconds": 2 * KITSU_TIMEOUT},
-        "within the timeout",
-    ),
-    "truncated JSON": ({"kind": "truncate"}, "not JSON"),
-    "HTML error page": ({"kind": "html"}, "HTTP 502"),
-}
-
-
-def fault_mid_import(sandbox: Any, rule: dict[str, Any], *, count: int | None) -> None:
-    """The fault fires from the second library page on (the first is stored by then)."""
-    sandbox.set_faults([{**rule, "path": LIBRARY, "method": "GET", "after": 1, "count": count}])
-
-
-def faults_fired(sandbox: Any) -> int:
-    return sum(rule["fired"] for rule in sandbox.control("GET", "faults"))
-
-
-def change_on_kitsu(sandbox: Any, entries: list[Any], note: str) -> set[int]:
-    for entry in entries:
-        kitsu_update_entry(sandbox, entry.id, {"notes": f"{note} ({entry.id})"})
-    return {entry.id for entry in entries}
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_kitsu_failing_mid_import_is_retried_within_bounds_and_the_next_run_resumes(
-    kitsu: Any, retry_waits: list[float], fault: str
+    paged_kitsu: Any, linked_user: Any, retry_sleeps: list[float], fault: str
 ) -> None:
     rule, explanation = FAULTS[fault]
     attempts = get_transport().retry.attempts
-    user = make_user("viewer")
-    link_user(user, kitsu)
+    user = linked_user("viewer", sandbox=paged_kitsu)
     first = run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
     assert first.outcome == SyncOutcome.SUCCESS, first.errors
-    entries = visible_anime_entries(kitsu)
+    entries = visible_anime_entries(paged_kitsu)
     total = len(entries)
     assert total > 1000, "three pages of 500"
     baseline = Baseline.of(user)
-    changed = change_on_kitsu(kitsu, [entries[3], entries[-3]], "changed before the burst")
+    changed = change_on_kitsu(paged_kitsu, [entries[3], entries[-3]], "changed before the burst")
 
     # A burst one attempt shorter than the client's budget: the import completes.
-    fault_mid_import(kitsu, rule, count=attempts - 1)
+    fault_mid_import(paged_kitsu, rule, count=attempts - 1)
     burst = run_sync(user_id=user.pk, trigger=SyncTrigger.SCHEDULE, full=True)
 
     assert burst.outcome == SyncOutcome.SUCCESS, burst.errors
-    assert faults_fired(kitsu) == attempts - 1
-    assert len(retry_waits) == attempts - 1, "one backoff before each repeat"
-    assert all(0 <= wait <= get_transport().retry.backoff_max for wait in retry_waits)
-    assert_in_step_with_kitsu(user, kitsu)
+    assert faults_fired(paged_kitsu) == attempts - 1
+    assert len(retry_sleeps) == attempts - 1, "one backoff before each repeat"
+    assert all(0 <= wait <= get_transport().retry.backoff_max for wait in retry_sleeps)
+    assert_in_step_with_kitsu(user, paged_kitsu)
     baseline.assert_intact(changed_on_kitsu=changed)
 
     # A fault that outlasts the budget: the run stops, readable and retryable.
     baseline = Baseline.of(user)
-    changed = change_on_kitsu(kitsu, [entries[5], entries[-5]], "changed before the outage")
-    retry_waits.clear()
-    fault_mid_import(kitsu, rule, count=None)
+    changed = change_on_kitsu(paged_kitsu, [entries[5], entries[-5]], "changed before the outage")
+    retry_sleeps.clear()
+    fault_mid_import(paged_kitsu, rule, count=None)
     failed = run_sync(user_id=user.pk, trigger=SyncTrigger.SCHEDULE, full=True)
 
     assert failed.outcome == SyncOutcome.FAILED
-    assert faults_fired(kitsu) == attempts, "the failing page was tried exactly `attempts` times"
-    assert len(retry_waits) == attempts - 1
+    assert faults_fired(paged_kitsu) == attempts, (
+        "the failing page was tried exactly `attempts` times"
+    )
+    assert len(retry_sleeps) == attempts - 1
     reason = failed.errors[-1]["reason"]
     assert explanation in reason
     assert "tried again later" in reason
@@ -111,13 +75,13 @@ def test_kitsu_failing_mid_import_is_retried_within_bounds_and_the_next_run_resu
     baseline.assert_intact(changed_on_kitsu=changed)
 
     # Kitsu recovers; meanwhile an entry already read and one not yet read change again.
-    changed |= change_on_kitsu(kitsu, [entries[5], entries[-7]], "changed during the outage")
-    kitsu.set_faults([])
+    changed |= change_on_kitsu(paged_kitsu, [entries[5], entries[-7]], "changed during the outage")
+    paged_kitsu.set_faults([])
     resumed = run_sync(user_id=user.pk, trigger=SyncTrigger.SCHEDULE)
 
     assert resumed.outcome == SyncOutcome.SUCCESS, resumed.errors
     assert not resumed.full
     assert resumed.fetched < total - 400, "it resumed from the stored cursor"
-    assert_in_step_with_kitsu(user, kitsu)
+    assert_in_step_with_kitsu(user, paged_kitsu)
     baseline.assert_intact(changed_on_kitsu=changed)
     assert KitsuSyncState.objects.get(user=user).last_sync_status == SyncStatus.SUCCESS

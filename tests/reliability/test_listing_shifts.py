@@ -15,12 +15,8 @@ import pytest
 
 from kitsu_sync.models import KitsuSyncState, LibraryEntry, SyncOutcome, SyncTrigger
 from kitsu_sync.services.sync import run_sync
-from tests.reliability.conftest import (
-    Baseline,
-    assert_in_step_with_kitsu,
-    visible_anime_entries,
-)
-from tests.sync_support import kitsu_update_entry, link_user, make_user
+from tests.reliability.checks import Baseline, assert_in_step_with_kitsu
+from tests.sync_support import kitsu_update_entry, visible_anime_entries
 
 pytestmark = pytest.mark.django_db
 
@@ -37,13 +33,14 @@ class EditOnKitsuAfterFirstPage:
             kitsu_update_entry(self.sandbox, self.entry_id, {"notes": "edited mid-listing"})
 
 
-def imported_with_a_stale_boundary_entry(kitsu: Any) -> tuple[Any, Any, Any]:
+def imported_with_a_stale_boundary_entry(
+    paged_kitsu: Any, linked_user: Any
+) -> tuple[Any, Any, Any]:
     """A user imported once; Revenge's copy of the entry at the start of Kitsu's second page is
     one version behind Kitsu (so reading it changes it, and missing it shows)."""
-    user = make_user("shifted")
-    link_user(user, kitsu)
+    user = linked_user("shifted", sandbox=paged_kitsu)
     assert run_sync(user_id=user.pk, trigger=SyncTrigger.LINK).outcome == SyncOutcome.SUCCESS
-    in_kitsu_order = sorted(visible_anime_entries(kitsu), key=lambda entry: entry.updated_at)
+    in_kitsu_order = sorted(visible_anime_entries(paged_kitsu), key=lambda entry: entry.updated_at)
     first, boundary = in_kitsu_order[0], in_kitsu_order[500]
     stale = LibraryEntry.objects.get(user=user, kitsu_entry_id=boundary.id)
     stale.notes = "an older version"
@@ -54,28 +51,28 @@ def imported_with_a_stale_boundary_entry(kitsu: Any) -> tuple[Any, Any, Any]:
 
 
 def test_a_full_pass_does_not_delete_an_entry_kitsu_skipped_after_an_edit_mid_listing(
-    kitsu: Any,
+    paged_kitsu: Any, linked_user: Any
 ) -> None:
-    user, first, boundary = imported_with_a_stale_boundary_entry(kitsu)
+    user, first, boundary = imported_with_a_stale_boundary_entry(paged_kitsu, linked_user)
     baseline = Baseline.of(user)
 
     run = run_sync(
         user_id=user.pk,
         trigger=SyncTrigger.ADMIN,
         full=True,
-        progress=EditOnKitsuAfterFirstPage(kitsu, first.id),
+        progress=EditOnKitsuAfterFirstPage(paged_kitsu, first.id),
     )
 
     assert run.outcome == SyncOutcome.SUCCESS, run.errors
     assert run.deleted == 0
-    assert_in_step_with_kitsu(user, kitsu)
+    assert_in_step_with_kitsu(user, paged_kitsu)
     baseline.assert_intact(changed_on_kitsu={first.id, boundary.id})
 
 
 def test_an_incremental_run_disturbed_by_an_edit_mid_listing_reads_the_window_again(
-    kitsu: Any,
+    paged_kitsu: Any, linked_user: Any
 ) -> None:
-    user, first, boundary = imported_with_a_stale_boundary_entry(kitsu)
+    user, first, boundary = imported_with_a_stale_boundary_entry(paged_kitsu, linked_user)
     # A cursor older than the whole library: this incremental run reads three pages.
     oldest = min(LibraryEntry.objects.filter(user=user).values_list("kitsu_updated_at", flat=True))
     KitsuSyncState.objects.filter(user=user).update(cursor_updated_at=oldest)
@@ -83,7 +80,7 @@ def test_an_incremental_run_disturbed_by_an_edit_mid_listing_reads_the_window_ag
     disturbed = run_sync(
         user_id=user.pk,
         trigger=SyncTrigger.SCHEDULE,
-        progress=EditOnKitsuAfterFirstPage(kitsu, first.id),
+        progress=EditOnKitsuAfterFirstPage(paged_kitsu, first.id),
     )
     assert disturbed.outcome == SyncOutcome.SUCCESS, disturbed.errors
     assert not disturbed.full
@@ -92,4 +89,4 @@ def test_an_incremental_run_disturbed_by_an_edit_mid_listing_reads_the_window_ag
     later = run_sync(user_id=user.pk, trigger=SyncTrigger.SCHEDULE)
 
     assert later.outcome == SyncOutcome.SUCCESS, later.errors
-    assert_in_step_with_kitsu(user, kitsu)
+    assert_in_step_with_kitsu(user, paged_kitsu)

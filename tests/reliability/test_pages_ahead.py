@@ -6,6 +6,7 @@ retries, never an extra run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,19 +15,9 @@ import pytest
 from kitsu_sync.kitsu_client import get_transport
 from kitsu_sync.models import SyncOutcome, SyncTrigger
 from kitsu_sync.services.sync import run_sync
-from tests.reliability.conftest import (
-    Baseline,
-    assert_in_step_with_kitsu,
-    assert_readable,
-    visible_anime_entries,
-)
-from tests.reliability.test_kitsu_faults import (
-    FAULTS,
-    change_on_kitsu,
-    fault_mid_import,
-    faults_fired,
-)
-from tests.sync_support import link_user, make_user
+from tests.reliability.checks import Baseline, assert_in_step_with_kitsu, assert_readable
+from tests.reliability.faults import FAULTS, change_on_kitsu, fault_mid_import, faults_fired
+from tests.sync_support import visible_anime_entries
 
 pytestmark = pytest.mark.django_db
 
@@ -34,9 +25,9 @@ PAGES_IN_FLIGHT = 2
 
 
 @pytest.fixture
-def kitsu_ahead(kitsu: Any, settings: Any) -> Any:
+def kitsu_ahead(paged_kitsu: Any, settings: Any) -> Any:
     settings.KITSU_PAGES_IN_FLIGHT = PAGES_IN_FLIGHT
-    return kitsu
+    return paged_kitsu
 
 
 @dataclass
@@ -48,24 +39,31 @@ class Imported:
     changed: set[int]
 
 
-def imported_then_changed(kitsu: Any, name: str) -> Imported:
-    user = make_user(name)
-    link_user(user, kitsu)
-    first = run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
-    assert first.outcome == SyncOutcome.SUCCESS, first.errors
-    assert first.fetched > 1000, "three pages of 500"
-    baseline = Baseline.of(user)
-    entries = visible_anime_entries(kitsu)
-    changed = change_on_kitsu(kitsu, [entries[3], entries[-3]], f"changed before the {name}")
-    return Imported(user, baseline, changed)
+@pytest.fixture
+def imported_then_changed(kitsu_ahead: Any, linked_user: Any) -> Callable[[str], Imported]:
+    """Make an `Imported` user of `kitsu_ahead`, named `name`."""
+
+    def make(name: str) -> Imported:
+        user = linked_user(name, sandbox=kitsu_ahead)
+        first = run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
+        assert first.outcome == SyncOutcome.SUCCESS, first.errors
+        assert first.fetched > 1000, "three pages of 500"
+        baseline = Baseline.of(user)
+        entries = visible_anime_entries(kitsu_ahead)
+        changed = change_on_kitsu(
+            kitsu_ahead, [entries[3], entries[-3]], f"changed before the {name}"
+        )
+        return Imported(user, baseline, changed)
+
+    return make
 
 
 @pytest.mark.parametrize("fault", ["503", "connection reset", "truncated JSON"])
 def test_with_pages_ahead_a_burst_within_the_retry_budget_still_imports_everything(
-    kitsu_ahead: Any, fault: str
+    kitsu_ahead: Any, imported_then_changed: Callable[[str], Imported], fault: str
 ) -> None:
     rule, _ = FAULTS[fault]
-    library = imported_then_changed(kitsu_ahead, "burst")
+    library = imported_then_changed("burst")
     attempts = get_transport().retry.attempts
 
     fault_mid_import(kitsu_ahead, rule, count=attempts - 1)
@@ -79,10 +77,10 @@ def test_with_pages_ahead_a_burst_within_the_retry_budget_still_imports_everythi
 
 @pytest.mark.parametrize("fault", ["500", "hangs past the timeout", "HTML error page"])
 def test_with_pages_ahead_an_outage_fails_readably_and_the_next_run_resumes(
-    kitsu_ahead: Any, fault: str
+    kitsu_ahead: Any, imported_then_changed: Callable[[str], Imported], fault: str
 ) -> None:
     rule, explanation = FAULTS[fault]
-    library = imported_then_changed(kitsu_ahead, "outage")
+    library = imported_then_changed("outage")
     attempts = get_transport().retry.attempts
 
     fault_mid_import(kitsu_ahead, rule, count=None)

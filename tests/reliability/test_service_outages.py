@@ -4,6 +4,7 @@ twice at once, and every user ends with a successful sync and nothing lost."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from itertools import pairwise
 from typing import Any
@@ -16,14 +17,9 @@ from kitsu_sync import tasks
 from kitsu_sync.models import KitsuSyncState, SyncOutcome, SyncRun, SyncStatus, SyncTrigger
 from kitsu_sync.services.schedule import request_sync
 from kitsu_sync.services.sync import ABANDONED_RUN, run_sync
-from tests.celery_worker import current_database_url, routed_to, wait_for
-from tests.reliability.conftest import (
-    Baseline,
-    assert_in_step_with_kitsu,
-    worker_environment,
-)
+from tests.celery_worker import current_database_url, routed_to, wait_for, worker_environment
+from tests.reliability.checks import Baseline, assert_in_step_with_kitsu
 from tests.reliability.workers import broker_at, unique_queue, worker_process
-from tests.sync_support import link_user, make_user, point_at_sandbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,22 +32,25 @@ TIMINGS = {
 LATENCY_MS = 600
 
 
-def imported_fleet(sandbox: Any, settings: Any, size: int) -> list[Any]:
-    """`size` users, each linked to their own seeded Kitsu user and imported once (in this
-    process), then made due for a full pass."""
-    point_at_sandbox(settings, sandbox)
-    settings.KITSU_SYNC_DIRECTION = "import_only"
-    users = []
-    for index in range(1, size + 1):
-        user = make_user(f"fleet{index}")
-        link_user(user, sandbox, index)
-        run = run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
-        assert run.outcome == SyncOutcome.SUCCESS, run.errors
-        users.append(user)
-    KitsuSyncState.objects.filter(user__in=users).update(
-        next_sync_at=timezone.now() - timedelta(minutes=1), last_full_sync_at=None
-    )
-    return users
+@pytest.fixture
+def imported_fleet(kitsu_at: Any, linked_user: Any) -> Callable[[Any, int], list[Any]]:
+    """Make `size` users of `sandbox`, each linked to their own seeded Kitsu user and imported
+    once (in this process), then made due for a full pass."""
+
+    def make(sandbox: Any, size: int) -> list[Any]:
+        kitsu_at(sandbox)
+        users = []
+        for index in range(1, size + 1):
+            user = linked_user(f"fleet{index}", index, sandbox=sandbox)
+            run = run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
+            assert run.outcome == SyncOutcome.SUCCESS, run.errors
+            users.append(user)
+        KitsuSyncState.objects.filter(user__in=users).update(
+            next_sync_at=timezone.now() - timedelta(minutes=1), last_full_sync_at=None
+        )
+        return users
+
+    return make
 
 
 def syncing(users: list[Any]) -> bool:
@@ -93,10 +92,9 @@ def assert_each_ends_successful_with_nothing_lost(
 
 
 def test_a_sync_requested_while_the_broker_is_down_is_not_left_looking_queued(
-    sandbox: Any, private_redis: Any
+    sandbox: Any, linked_user: Any, private_redis: Any
 ) -> None:
-    user = make_user("unqueued")
-    link_user(user, sandbox)
+    user = linked_user("unqueued", sandbox=sandbox)
     KitsuSyncState.objects.create(user=user, last_sync_status=SyncStatus.SUCCESS)
     private_redis.stop()
 
@@ -115,10 +113,10 @@ def test_a_sync_requested_while_the_broker_is_down_is_not_left_looking_queued(
 
 @pytest.mark.slow
 def test_redis_restarting_during_a_fleet_sync_loses_no_sync(
-    sandbox_factory: Any, settings: Any, worker_logs: Any, private_redis: Any
+    sandbox_factory: Any, imported_fleet: Any, worker_logs: Any, private_redis: Any
 ) -> None:
     sandbox = sandbox_factory(users=6, entries=700)
-    users = imported_fleet(sandbox, settings, 6)
+    users = imported_fleet(sandbox, 6)
     baselines = [Baseline.of(user) for user in users]
     sandbox.set_latency(LATENCY_MS)
     queue = unique_queue()
@@ -167,10 +165,10 @@ def test_redis_restarting_during_a_fleet_sync_loses_no_sync(
 
 @pytest.mark.slow
 def test_postgresql_refusing_connections_fails_syncs_cleanly_and_they_are_retried(
-    sandbox_factory: Any, settings: Any, worker_logs: Any, postgres_proxy: Any
+    sandbox_factory: Any, imported_fleet: Any, worker_logs: Any, postgres_proxy: Any
 ) -> None:
     sandbox = sandbox_factory(users=3, entries=700)
-    users = imported_fleet(sandbox, settings, 3)
+    users = imported_fleet(sandbox, 3)
     baselines = [Baseline.of(user) for user in users]
     sandbox.set_latency(LATENCY_MS)
     queue = unique_queue()

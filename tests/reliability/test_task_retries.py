@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from kitsu_sync import tasks
 from kitsu_sync.models import KitsuSyncState, SyncOutcome, SyncRun
-from tests.sync_support import link_user, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -41,10 +40,13 @@ def test_a_pool_process_killed_mid_sync_sends_the_task_again_after_the_claim_lap
 
 @pytest.mark.parametrize(("retries", "comes_back"), [(0, False), (1, True)])
 def test_a_retry_that_meets_a_held_claim_comes_back_when_the_claim_lapses(
-    sandbox: Any, retries_asked: list[dict[str, Any]], retries: int, comes_back: bool
+    sandbox: Any,
+    linked_user: Any,
+    retries_asked: list[dict[str, Any]],
+    retries: int,
+    comes_back: bool,
 ) -> None:
-    user = make_user("claimed")
-    link_user(user, sandbox)
+    user = linked_user("claimed", sandbox=sandbox)
     # Left by an earlier attempt that lost the database and could not release it.
     KitsuSyncState.objects.create(
         user=user, sync_claimed_until=timezone.now() + timedelta(seconds=30)

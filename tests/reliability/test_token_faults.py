@@ -8,16 +8,14 @@ so, scheduled syncs leave the user alone, and nothing the user had is deleted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from kitsu_sync.kitsu_api import password_grant
-from kitsu_sync.kitsu_client import get_kitsu_client, get_transport
 from kitsu_sync.models import (
-    AuthFlow,
     KitsuSyncState,
     KitsuToken,
     SyncOutcome,
@@ -27,9 +25,7 @@ from kitsu_sync.models import (
 )
 from kitsu_sync.services.schedule import dispatch_due_syncs, request_sync
 from kitsu_sync.services.sync import run_sync
-from kitsu_sync.services.tokens import store_link
-from tests.reliability.conftest import Baseline, assert_in_step_with_kitsu, assert_readable
-from tests.sync_support import link_user, make_user
+from tests.reliability.checks import Baseline, assert_in_step_with_kitsu, assert_readable
 
 pytestmark = pytest.mark.django_db
 
@@ -37,12 +33,17 @@ TOKEN_ROUTE = "POST /api/oauth/token"
 LIBRARY_ROUTE = "GET /api/edge/library-entries"
 
 
-def imported_user(kitsu: Any, name: str, index: int = 1) -> Any:
-    user = make_user(name)
-    link_user(user, kitsu, index)
-    first = run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
-    assert first.outcome == SyncOutcome.SUCCESS, first.errors
-    return user
+@pytest.fixture
+def imported_user(paged_kitsu: Any, linked_user: Any) -> Callable[..., Any]:
+    """Make a user linked to seeded user `index` of `paged_kitsu`, their library imported once."""
+
+    def make(name: str, index: int = 1) -> Any:
+        user = linked_user(name, index, sandbox=paged_kitsu)
+        first = run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
+        assert first.outcome == SyncOutcome.SUCCESS, first.errors
+        return user
+
+    return make
 
 
 class AfterFirstPage:
@@ -58,44 +59,51 @@ class AfterFirstPage:
             self.action()
 
 
-def test_a_token_revoked_mid_import_is_refreshed_once_and_the_import_goes_on(kitsu: Any) -> None:
-    user = imported_user(kitsu, "refreshed")
+def test_a_token_revoked_mid_import_is_refreshed_once_and_the_import_goes_on(
+    paged_kitsu: Any, imported_user: Any
+) -> None:
+    user = imported_user("refreshed")
     baseline = Baseline.of(user)
-    kitsu_user_id = kitsu.credentials(1).user_id
-    kitsu.reset(data=False, tokens=False)  # fresh counters
+    kitsu_user_id = paged_kitsu.credentials(1).user_id
+    paged_kitsu.reset(data=False, tokens=False)  # fresh counters
 
     run = run_sync(
         user_id=user.pk,
         trigger=SyncTrigger.SCHEDULE,
         full=True,
-        progress=AfterFirstPage(lambda: kitsu.expire_tokens(kitsu_user_id)),
+        progress=AfterFirstPage(lambda: paged_kitsu.expire_tokens(kitsu_user_id)),
     )
 
     assert run.outcome == SyncOutcome.SUCCESS, run.errors
-    stats = kitsu.stats()
+    stats = paged_kitsu.stats()
     assert stats["by_status"]["401"] == 1
     assert stats["by_route"][TOKEN_ROUTE] == 1, "one refresh"
     # Three pages, and the one refused with 401 asked again: nothing re-read from the start.
     assert stats["by_route"][LIBRARY_ROUTE] == 4
-    assert_in_step_with_kitsu(user, kitsu)
+    assert_in_step_with_kitsu(user, paged_kitsu)
     baseline.assert_intact(token_refreshed=True)
     assert not KitsuToken.objects.get(user=user).needs_relink
 
 
 def test_a_refresh_rejected_mid_import_marks_the_link_for_relink_and_deletes_nothing(
-    kitsu: Any, client: Any, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+    paged_kitsu: Any,
+    imported_user: Any,
+    link_user: Any,
+    client: Any,
+    monkeypatch: Any,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
-    user = imported_user(kitsu, "revoked")
-    neighbour = imported_user(kitsu, "neighbour", index=2)
+    user = imported_user("revoked")
+    neighbour = imported_user("neighbour", index=2)
     baseline = Baseline.of(user)
-    kitsu_user_id = kitsu.credentials(1).user_id
-    kitsu.reset(data=False, tokens=False)
+    kitsu_user_id = paged_kitsu.credentials(1).user_id
+    paged_kitsu.reset(data=False, tokens=False)
 
     run = run_sync(
         user_id=user.pk,
         trigger=SyncTrigger.SCHEDULE,
         full=True,
-        progress=AfterFirstPage(lambda: kitsu.revoke_tokens(kitsu_user_id)),
+        progress=AfterFirstPage(lambda: paged_kitsu.revoke_tokens(kitsu_user_id)),
     )
 
     assert run.outcome == SyncOutcome.FAILED
@@ -103,7 +111,7 @@ def test_a_refresh_rejected_mid_import_marks_the_link_for_relink_and_deletes_not
     assert "Link Kitsu again" in reason
     assert_readable(reason)
     assert run.errors[-1]["retryable"] is False
-    assert kitsu.stats()["by_route"][TOKEN_ROUTE] == 1, "one refresh, refused"
+    assert paged_kitsu.stats()["by_route"][TOKEN_ROUTE] == 1, "one refresh, refused"
     link = KitsuToken.objects.get(user=user)
     assert link.needs_relink
     assert "Link Kitsu again" in link.relink_reason
@@ -130,25 +138,16 @@ def test_a_refresh_rejected_mid_import_marks_the_link_for_relink_and_deletes_not
         assert dispatch_due_syncs() == 1
         assert not request_sync(user_id=user.pk, trigger=SyncTrigger.MANUAL)
     assert sent == [(neighbour.pk, "schedule", False)]
-    kitsu.reset(data=False, tokens=False)
+    paged_kitsu.reset(data=False, tokens=False)
     refused = run_sync(user_id=user.pk, trigger=SyncTrigger.COMMAND)
     assert refused.outcome == SyncOutcome.FAILED
-    assert kitsu.stats()["total"] == 0, "a link needing re-link is not even tried"
+    assert paged_kitsu.stats()["total"] == 0, "a link needing re-link is not even tried"
     baseline.assert_intact()
     assert SyncRun.objects.filter(user=user).count() == len(baseline.runs) + 2
 
     # Linking again brings the user back, and a later sync completes.
-    credential = kitsu.credentials(1)
-    token = password_grant(
-        get_transport(),
-        username=credential.login,
-        password=credential.password,
-        client_id=kitsu.client_id,
-        client_secret=kitsu.client_secret,
-    )
-    kitsu_user = get_kitsu_client().current_user(token=token.access_token)
-    store_link(user=user, token=token, kitsu_user=kitsu_user, flow=AuthFlow.PASSWORD)
+    link_user(user, paged_kitsu)
     later = run_sync(user_id=user.pk, trigger=SyncTrigger.MANUAL)
     assert later.outcome == SyncOutcome.SUCCESS, later.errors
-    assert_in_step_with_kitsu(user, kitsu)
+    assert_in_step_with_kitsu(user, paged_kitsu)
     baseline.assert_intact(token_refreshed=True)

@@ -14,16 +14,10 @@ from django.utils import timezone
 from kitsu_sync import tasks
 from kitsu_sync.models import KitsuSyncState, LibraryEntry, SyncOutcome, SyncRun, SyncStatus
 from kitsu_sync.services.sync import ABANDONED_RUN
-from tests.celery_worker import routed_to, wait_for
-from tests.reliability.conftest import (
-    Baseline,
-    assert_in_step_with_kitsu,
-    assert_readable,
-    visible_anime_entries,
-    worker_environment,
-)
+from tests.celery_worker import routed_to, wait_for, worker_environment
+from tests.reliability.checks import Baseline, assert_in_step_with_kitsu, assert_readable
 from tests.reliability.workers import broker_at, unique_queue, worker_process
-from tests.sync_support import link_user, make_user
+from tests.sync_support import visible_anime_entries
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -54,11 +48,14 @@ def assert_history_explains_the_lost_run(user: Any, baseline: Baseline) -> None:
 
 
 def test_a_killed_pool_process_sends_the_sync_again_and_it_finishes_once(
-    transactional_db: None, sandbox_factory: Any, worker_logs: Any, partly_imported: Any
+    transactional_db: None,
+    sandbox_factory: Any,
+    linked_user: Any,
+    worker_logs: Any,
+    partly_imported: Any,
 ) -> None:
     sandbox = sandbox_factory(users=1, entries=1600)
-    user = make_user("killed-child")
-    link_user(user, sandbox)
+    user = linked_user("killed-child", sandbox=sandbox)
     baseline = partly_imported(user, sandbox)
     sandbox.set_latency(PAGE_LATENCY_MS)
     queue = unique_queue()
@@ -96,13 +93,13 @@ def test_a_killed_pool_process_sends_the_sync_again_and_it_finishes_once(
 def test_a_killed_worker_s_sync_is_redelivered_by_the_broker_and_finishes_once(
     transactional_db: None,
     sandbox_factory: Any,
+    linked_user: Any,
     worker_logs: Any,
     private_redis: Any,
     partly_imported: Any,
 ) -> None:
     sandbox = sandbox_factory(users=1, entries=1600)
-    user = make_user("killed-worker")
-    link_user(user, sandbox)
+    user = linked_user("killed-worker", sandbox=sandbox)
     baseline = partly_imported(user, sandbox)
     sandbox.set_latency(PAGE_LATENCY_MS)
     queue = unique_queue()

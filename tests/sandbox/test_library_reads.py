@@ -85,7 +85,7 @@ def test_status_filter_takes_a_comma_list_in_snake_case(get, token):
 
 
 def test_pagination_links_follow_the_offset_paginator(sandbox, get, token):
-    # 43 entries with limit 40 -> the last page starts at 3, not at 40 (KITSU_API.md 4.3).
+    # 43 entries with limit 40 -> the last page starts at 3, not at 40 (docs/kitsu-api.md §4.3).
     store = sandbox.store
     entries = store.entries_by_user[1001]
     keep = {e.id for e in entries[:43]}

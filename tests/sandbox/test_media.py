@@ -1,4 +1,5 @@
-"""Anime, mappings, trending, genres and categories, compared with KITSU_API.md's examples."""
+"""Anime, mappings, trending, genres and categories, compared with the examples of
+docs/kitsu-api.md."""
 
 from __future__ import annotations
 

@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
-from tests.link_fixtures import refused_url
-from tests.sync_support import link_user, make_user
+from tests.celery_worker import current_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,14 +24,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run_command(*args: str, kitsu: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    database = connection.settings_dict
     env = dict(
         os.environ,
         ENV_FILE=str(ROOT / "tests" / "test.env"),
-        DATABASE_URL=(
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-            f"{database['NAME']}"
-        ),
+        DATABASE_URL=current_database_url(),
         KITSU_API_URL=f"{kitsu}/api/edge",
         KITSU_OAUTH_URL=f"{kitsu}/api/oauth",
     )
@@ -92,13 +86,15 @@ def test_bad_input_is_one_line_on_stderr_and_a_non_zero_exit(
     assert sandbox.stats()["total"] == 0  # refused before any call to Kitsu
 
 
-def test_an_unreachable_kitsu_fails_a_metadata_command_with_one_line() -> None:
-    result = run_command("kitsu_lookup", "mal", "1", kitsu=refused_url())
+def test_an_unreachable_kitsu_fails_a_metadata_command_with_one_line(refused_url: str) -> None:
+    result = run_command("kitsu_lookup", "mal", "1", kitsu=refused_url)
 
     assert_one_line_failure(result, "Kitsu could not be reached")
 
 
-def test_an_unreachable_kitsu_fails_a_link_with_one_line_and_no_password() -> None:
+def test_an_unreachable_kitsu_fails_a_link_with_one_line_and_no_password(
+    make_user: Any, refused_url: str
+) -> None:
     make_user("alice")
 
     result = run_command(
@@ -106,7 +102,7 @@ def test_an_unreachable_kitsu_fails_a_link_with_one_line_and_no_password() -> No
         "alice",
         "--kitsu-login",
         "alice@example.test",
-        kitsu=refused_url(),
+        kitsu=refused_url,
         stdin="Pa55 w0rd&=+%\n",
     )
 
@@ -115,12 +111,11 @@ def test_an_unreachable_kitsu_fails_a_link_with_one_line_and_no_password() -> No
 
 
 def test_an_unreachable_kitsu_fails_a_sync_with_one_line_and_keeps_the_link(
-    sandbox: Any,
+    sandbox: Any, linked_user: Any, refused_url: str
 ) -> None:
-    user = make_user("bob")
-    link_user(user, sandbox)
+    user = linked_user("bob", sandbox=sandbox)
 
-    result = run_command("kitsu_sync", "bob", kitsu=refused_url())
+    result = run_command("kitsu_sync", "bob", kitsu=refused_url)
 
     # stdout keeps its one report line per user, as for a sync that worked.
     assert_one_line_failure(result, "Sync failed for bob", stdout="bob: failed (full")

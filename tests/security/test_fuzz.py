@@ -45,7 +45,7 @@ from kitsu_sync.merge import (
     model_values,
     snapshot,
 )
-from tests.test_mapping import COWBOY_BEBOP_ATTRIBUTES, ENTRY_ATTRIBUTES
+from tests.kitsu_api import payloads
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
@@ -229,8 +229,10 @@ def resource(
 
 
 kitsu_resources = st.one_of(
-    resource("anime", COWBOY_BEBOP_ATTRIBUTES, ANIME_VALUES, linked=("mappings",)),
-    resource("libraryEntries", ENTRY_ATTRIBUTES, ENTRY_VALUES, linked=("anime",)),
+    resource("anime", payloads.cowboy_bebop_attributes(), ANIME_VALUES, linked=("mappings",)),
+    resource(
+        "libraryEntries", payloads.library_entry_attributes(), ENTRY_VALUES, linked=("anime",)
+    ),
     resource("mappings", {}, MAPPING_VALUES, linked=("item",)),
 )
 documents = rarely_odd(
@@ -404,7 +406,9 @@ valid_kitsu_entries = st.fixed_dictionaries(
 )
 kitsu_entries = rarely_odd(
     valid_kitsu_entries,
-    resource("libraryEntries", ENTRY_ATTRIBUTES, ENTRY_VALUES, linked=("anime",)),
+    resource(
+        "libraryEntries", payloads.library_entry_attributes(), ENTRY_VALUES, linked=("anime",)
+    ),
 )
 update_times = st.none() | timestamps | st.datetimes(timezones=st.timezones())
 

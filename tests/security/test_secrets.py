@@ -30,13 +30,7 @@ from kitsu_sync.kitsu_client import get_kitsu_client, get_transport
 from kitsu_sync.models import KitsuSyncState, KitsuToken, SyncOutcome, SyncRun
 from kitsu_sync.services import linking, tokens
 from kitsu_sync.services.sync import run_sync
-from tests import link_fixtures
-from tests.link_fixtures import KitsuAuthorizePage, database_text, refused_url, site_path
-
-kitsu_settings = link_fixtures.kitsu_settings
-code_flow = link_fixtures.code_flow
-make_user = link_fixtures.make_user
-sync_requests = link_fixtures.sync_requests
+from tests.web_support import KitsuAuthorizePage, database_text, site_path
 
 pytestmark = pytest.mark.django_db
 
@@ -110,7 +104,7 @@ def admin_pages(client: Client) -> str:
 
 
 def test_no_secret_leaves_the_encrypted_columns(
-    code_flow, make_user, sync_requests, all_logs, settings
+    code_flow, make_user, sync_requests, all_logs, kitsu_at, refused_url
 ):
     sandbox = code_flow
     exceptions: list[BaseException] = []
@@ -163,14 +157,13 @@ def test_no_secret_leaves_the_encrypted_columns(
     sandbox.set_faults([{"kind": "status", "count": 20, "path": "/api/edge/library-entries"}])
     assert run_sync(user_id=bob.pk, trigger="manual").outcome == SyncOutcome.FAILED
     sandbox.set_faults([])
-    dead = refused_url()
-    link_fixtures.point_kitsu_at(settings, api_url=f"{dead}/api/edge", oauth_url=f"{dead}/oauth")
+    kitsu_at(api_url=f"{refused_url}/api/edge", oauth_url=f"{refused_url}/oauth")
     assert run_sync(user_id=carol.pk, trigger="manual").outcome == SyncOutcome.FAILED
     try:
         linking.link_with_password(user=carol, login=third.login, password=third.password)
     except linking.LinkFailed as error:
         exceptions.append(error)
-    link_fixtures.point_kitsu_at(settings, api_url=sandbox.api_url, oauth_url=sandbox.oauth_url)
+    kitsu_at(api_url=sandbox.api_url, oauth_url=sandbox.oauth_url)
 
     # --- the errors the client and services raise, caught as a caller would ---------------------
     try:

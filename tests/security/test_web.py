@@ -33,12 +33,7 @@ from kitsu_sync.models import (
     WatchStatus,
 )
 from kitsu_sync.services.kitsu_errors import describe_sync_error
-from tests import link_fixtures
-from tests.test_views import DASHBOARD, LIBRARY, LINK, SYNC, UNLINK, add_entries, linked
-
-kitsu_settings = link_fixtures.kitsu_settings
-make_user = link_fixtures.make_user
-sync_requests = link_fixtures.sync_requests
+from tests.web_support import DASHBOARD, LIBRARY, LINK, SYNC, UNLINK, add_entries, linked
 
 pytestmark = pytest.mark.django_db
 
@@ -172,7 +167,7 @@ def database_rows() -> dict[str, list[tuple[Any, ...]]]:
     return rows
 
 
-def test_no_get_changes_anything_or_calls_kitsu(world, sync_requests, kitsu_settings):
+def test_no_get_changes_anything_or_calls_kitsu(world, sync_requests, kitsu):
     client = Client()
     client.force_login(world["admin"])
     before = database_rows()
@@ -181,7 +176,7 @@ def test_no_get_changes_anything_or_calls_kitsu(world, sync_requests, kitsu_sett
 
     assert database_rows() == before
     assert sync_requests.calls == []
-    assert kitsu_settings.stats()["total"] == 0
+    assert kitsu.stats()["total"] == 0
     assert {path: s for path, s in statuses.items() if s >= 500} == {}
     # The pages themselves were reached, not only redirects to a sign-in page.
     assert statuses[DASHBOARD] == statuses[LIBRARY] == statuses[UNLINK] == 200
@@ -307,7 +302,7 @@ PASSWORD = "pw-never-echoed"
     ],
 )
 def test_the_password_form_refuses_hostile_input_with_a_message(
-    client, make_user, kitsu_settings, login, password, message
+    client, make_user, kitsu, login, password, message
 ):
     client.force_login(make_user())
 
@@ -318,12 +313,12 @@ def test_the_password_form_refuses_hostile_input_with_a_message(
     assert message in body
     if password.strip():
         assert password not in body  # the login is kept for correcting; the password never
-    assert kitsu_settings.stats()["total"] == 0
+    assert kitsu.stats()["total"] == 0
     assert not KitsuToken.objects.exists()
 
 
 def test_a_body_over_djangos_upload_limit_is_refused_before_the_form(
-    client, make_user, kitsu_settings, settings
+    client, make_user, kitsu, settings
 ):
     client.force_login(make_user())
     password = "p" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
@@ -332,7 +327,7 @@ def test_a_body_over_djangos_upload_limit_is_refused_before_the_form(
 
     assert response.status_code == 400
     assert password[:2000] not in response.content.decode()
-    assert kitsu_settings.stats()["total"] == 0
+    assert kitsu.stats()["total"] == 0
 
 
 # --- Kitsu's words are shown as text, never as HTML --------------------------------------------

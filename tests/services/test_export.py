@@ -19,20 +19,15 @@ from kitsu_sync.models import (
 from kitsu_sync.services.sync import preview_sync, run_sync
 from tests.sync_support import kitsu_update_entry
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("two_way")]
 
 WRITE_ROUTES = ("POST /api/edge/library-entries", "PATCH /api/edge/library-entries/:id")
 
 
 @pytest.fixture
-def imported(kitsu: Any, linked_user: Any, settings: Any) -> Any:
-    """A user whose library was imported once; syncs from here on are two-way."""
-    user = linked_user()
-    run = run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
-    assert run.outcome == SyncOutcome.SUCCESS
+def two_way(imported: Any, settings: Any) -> None:
+    """Every test here starts from `imported`, whose syncs from here on are two-way."""
     settings.KITSU_SYNC_DIRECTION = "two_way"
-    kitsu.reset(data=False, tokens=False)
-    return user
 
 
 def change_locally(entry: LibraryEntry, *, ago: timedelta = timedelta(0), **fields: Any) -> None:

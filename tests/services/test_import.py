@@ -6,17 +6,15 @@ import math
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import DataError, connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from kitsu_sync.db import bulk_write
 from kitsu_sync.kitsu_api import parse_document
 from kitsu_sync.merge import (
     SyncDirection,
@@ -34,7 +32,7 @@ from kitsu_sync.sandbox.records import MAPPING_SITES
 from kitsu_sync.services.library import sync_page
 from kitsu_sync.services.sync import run_sync
 from tests.kitsu_api import payloads
-from tests.sync_support import kitsu_delete_entry, kitsu_update_entry, make_user
+from tests.sync_support import kitsu_delete_entry, kitsu_update_entry, visible_anime_entries
 
 pytestmark = pytest.mark.django_db
 
@@ -52,16 +50,6 @@ LIBRARY_ROUTE = "GET /api/edge/library-entries"
 
 def at(ms: int | None) -> datetime | None:
     return None if ms is None else EPOCH + timedelta(milliseconds=ms)
-
-
-def seeded_anime_entries(sandbox: Any, index: int = 1) -> list[Any]:
-    """The user's anime entries as the sandbox holds them (what Kitsu shows the owner)."""
-    user = sandbox.store.user_by_id(int(sandbox.credentials(index).user_id))
-    return [
-        entry
-        for entry in sandbox.store.entries_by_user[user.id]
-        if entry.kind == "anime" and (not entry.nsfw or not user.sfw_filter)
-    ]
 
 
 def expected_entry(record: Any) -> dict[str, Any]:
@@ -112,7 +100,7 @@ def test_a_full_import_stores_every_entry_and_anime_field_by_field(
     kitsu: Any, linked_user: Any
 ) -> None:
     user = linked_user()
-    seeded = seeded_anime_entries(kitsu)
+    seeded = visible_anime_entries(kitsu)
 
     run = run_sync(user_id=user.pk, trigger=SyncTrigger.COMMAND)
 
@@ -188,7 +176,7 @@ def test_an_incremental_run_asks_only_for_entries_changed_since_the_cursor(
 ) -> None:
     user = linked_user()
     run_sync(user_id=user.pk, trigger=SyncTrigger.COMMAND)
-    record = next(e for e in seeded_anime_entries(kitsu) if e.status == "current")
+    record = next(e for e in visible_anime_entries(kitsu) if e.status == "current")
     kitsu_update_entry(kitsu, record.id, {"notes": "Changed on Kitsu", "ratingTwenty": 17})
     kitsu.reset(data=False, tokens=False)  # fresh request counters, same data and tokens
 
@@ -211,7 +199,7 @@ def test_an_incremental_run_asks_only_for_entries_changed_since_the_cursor(
 def test_only_a_full_pass_notices_an_entry_deleted_on_kitsu(kitsu: Any, linked_user: Any) -> None:
     user = linked_user()
     run_sync(user_id=user.pk, trigger=SyncTrigger.COMMAND)
-    gone = seeded_anime_entries(kitsu)[0].id
+    gone = visible_anime_entries(kitsu)[0].id
     kitsu_delete_entry(kitsu, gone)
 
     incremental = run_sync(user_id=user.pk, trigger=SyncTrigger.SCHEDULE)
@@ -222,7 +210,7 @@ def test_only_a_full_pass_notices_an_entry_deleted_on_kitsu(kitsu: Any, linked_u
     assert full.outcome == SyncOutcome.SUCCESS
     assert full.deleted == 1
     assert not LibraryEntry.objects.filter(kitsu_entry_id=gone).exists()
-    assert LibraryEntry.objects.filter(user=user).count() == len(seeded_anime_entries(kitsu))
+    assert LibraryEntry.objects.filter(user=user).count() == len(visible_anime_entries(kitsu))
     assert KitsuSyncState.objects.get(user=user).last_full_sync_at == full.finished_at
 
 
@@ -230,7 +218,7 @@ def test_a_bad_entry_is_recorded_and_skipped_and_the_rest_imported(
     kitsu: Any, linked_user: Any, monkeypatch: Any
 ) -> None:
     user = linked_user()
-    records = seeded_anime_entries(kitsu)
+    records = visible_anime_entries(kitsu)
     # Data the mapping must refuse (a negative progress); the sandbox serves it as it is.
     monkeypatch.setattr(records[3], "progress", -4)
 
@@ -249,11 +237,11 @@ def test_a_bad_entry_is_recorded_and_skipped_and_the_rest_imported(
 
 
 def test_a_large_library_takes_one_list_request_per_500_entries(
-    kitsu_factory: Any, linked_user: Any
+    kitsu_at: Any, sandbox_factory: Any, linked_user: Any
 ) -> None:
-    sandbox = kitsu_factory(users=1, entries=1100)
+    sandbox = kitsu_at(sandbox_factory(users=1, entries=1100))
     user = linked_user(sandbox=sandbox)
-    total = len(seeded_anime_entries(sandbox))
+    total = len(visible_anime_entries(sandbox))
 
     with CaptureQueriesContext(connection) as queries:
         run = run_sync(user_id=user.pk, trigger=SyncTrigger.COMMAND)
@@ -272,11 +260,11 @@ def test_a_large_library_takes_one_list_request_per_500_entries(
 
 
 def test_a_sync_that_fails_half_way_keeps_what_it_imported_and_resumes(
-    kitsu_factory: Any, linked_user: Any, retry_sleeps: list[float]
+    kitsu_at: Any, sandbox_factory: Any, linked_user: Any, retry_sleeps: list[float]
 ) -> None:
-    sandbox = kitsu_factory(users=1, entries=1100)
+    sandbox = kitsu_at(sandbox_factory(users=1, entries=1100))
     user = linked_user(sandbox=sandbox)
-    total = len(seeded_anime_entries(sandbox))
+    total = len(visible_anime_entries(sandbox))
     sandbox.set_faults(
         [{"kind": "status", "status": 503, "after": 1, "count": None, "method": "GET"}]
     )
@@ -308,11 +296,13 @@ def test_a_sync_that_fails_half_way_keeps_what_it_imported_and_resumes(
     assert still == imported
 
 
-def test_a_failed_full_pass_deletes_nothing(kitsu_factory: Any, linked_user: Any) -> None:
-    sandbox = kitsu_factory(users=1, entries=1100)
+def test_a_failed_full_pass_deletes_nothing(
+    kitsu_at: Any, sandbox_factory: Any, linked_user: Any
+) -> None:
+    sandbox = kitsu_at(sandbox_factory(users=1, entries=1100))
     user = linked_user(sandbox=sandbox)
     run_sync(user_id=user.pk, trigger=SyncTrigger.COMMAND)
-    gone = seeded_anime_entries(sandbox)[-1].id
+    gone = visible_anime_entries(sandbox)[-1].id
     kitsu_delete_entry(sandbox, gone)
     sandbox.set_faults(
         [{"kind": "status", "status": 500, "after": 1, "count": None, "method": "GET"}]
@@ -334,7 +324,7 @@ def test_an_entry_another_user_cannot_see_is_not_imported_for_them(
     run = run_sync(user_id=user.pk, trigger=SyncTrigger.COMMAND)
 
     assert run.outcome == SyncOutcome.SUCCESS
-    assert run.created == len(seeded_anime_entries(kitsu, index=2))
+    assert run.created == len(visible_anime_entries(kitsu, index=2))
     assert not LibraryEntry.objects.filter(user=user, anime__nsfw=True).exists()
 
 
@@ -368,7 +358,9 @@ def anime_stamps() -> dict[int, datetime]:
     return dict(Anime.objects.values_list("kitsu_id", "updated_at"))
 
 
-def test_a_user_whose_titles_are_stored_already_writes_only_their_entries() -> None:
+def test_a_user_whose_titles_are_stored_already_writes_only_their_entries(
+    make_user: Any,
+) -> None:
     import_one_page(make_user("alice"), library_page())
     before = anime_stamps()
 
@@ -381,7 +373,9 @@ def test_a_user_whose_titles_are_stored_already_writes_only_their_entries() -> N
     assert LibraryEntry.objects.filter(user__username="bob").count() == 30
 
 
-def test_an_anime_changed_on_kitsu_is_written_and_the_unchanged_ones_are_not() -> None:
+def test_an_anime_changed_on_kitsu_is_written_and_the_unchanged_ones_are_not(
+    make_user: Any,
+) -> None:
     user = make_user("alice")
     import_one_page(user, library_page())
     before = anime_stamps()
@@ -401,7 +395,9 @@ def test_an_anime_changed_on_kitsu_is_written_and_the_unchanged_ones_are_not() -
     assert Anime.objects.count() == 30
 
 
-def test_entries_changed_on_kitsu_are_written_in_one_statement_and_keep_their_rows() -> None:
+def test_entries_changed_on_kitsu_are_written_in_one_statement_and_keep_their_rows(
+    make_user: Any,
+) -> None:
     user = make_user("alice")
     import_one_page(user, library_page())
     before = {
@@ -432,176 +428,20 @@ def test_entries_changed_on_kitsu_are_written_in_one_statement_and_keep_their_ro
         assert entry.kitsu_updated_at == datetime(2019, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 
-# --- bulk_write: the same rows as bulk_create, on PostgreSQL and SQLite ------------------------
-
-AWKWARD_TEXT = 'It\'s "quoted", back\\slashed, 100% %s {0} ナルト 🍥\nand a second line'
-
-
-def awkward_anime(kitsu_id: int) -> Anime:
-    return Anime(
-        kitsu_id=kitsu_id,
-        slug="awkward",
-        title=AWKWARD_TEXT,
-        title_en="",
-        title_native="鋼の錬金術師",
-        overview=AWKWARD_TEXT * 20,
-        episode_count=2**31 - 1,
-        episode_duration=0,
-        airing_status="finished",
-        kitsu_score=Decimal("85.25"),
-        kitsu_rank=1,
-        kitsu_popularity=None,
-        poster_url="https://media.kitsu.app/anime/1/poster_image/large-abc.jpeg?x=1&y='2'",
-        backdrop_url="",
-        subtype="TV",
-        nsfw=True,
-        start_date=date(1998, 4, 3),
-        end_date=None,
-        kitsu_updated_at=datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC),
-        mal_id=2**63 - 1,
-        anilist_id=None,
-        anidb_id=23,
-        tvdb_id=76885,
-    )
-
-
-def awkward_entry(
-    user: Any, anime: Anime, kitsu_entry_id: int | None, **overrides: Any
-) -> LibraryEntry:
-    values = dict(
-        user=user,
-        anime=anime,
-        status="watching",
-        progress=12,
-        score=None,
-        rewatching=True,
-        rewatch_count=3,
-        notes=AWKWARD_TEXT,
-        private=False,
-        started_at=datetime(2020, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
-        finished_at=None,
-        progressed_at=datetime(2021, 6, 7, 8, 9, 10, 999000, tzinfo=UTC),
-        kitsu_entry_id=kitsu_entry_id,
-        kitsu_updated_at=datetime(2021, 6, 7, 8, 9, 10, 999000, tzinfo=UTC),
-        synced_values={"notes": AWKWARD_TEXT, "score": None, "nested": [1, 2.5, True, {}]},
-        local_updated_at=None,
-    )
-    return LibraryEntry(**{**values, **overrides})
-
-
-def stored_columns(model: Any, pk: int, *, leave_out: tuple[str, ...]) -> dict[str, Any]:
-    names = [f.attname for f in model._meta.concrete_fields if f.attname not in leave_out]
-    return model.objects.filter(pk=pk).values(*names).get()
-
-
-def test_bulk_write_stores_every_column_as_bulk_create_does() -> None:
-    user = make_user("alice")
-    by_django = [awkward_anime(1), Anime(kitsu_id=2)]
-    Anime.objects.bulk_create(by_django)
-    ours = [awkward_anime(3), Anime(kitsu_id=4)]
-
-    bulk_write(Anime, ours)
-
-    bookkeeping = ("id", "kitsu_id", "created_at", "updated_at")
-    for theirs, mine in zip(by_django, ours, strict=True):
-        assert mine.pk is not None
-        assert not mine._state.adding
-        assert stored_columns(Anime, mine.pk, leave_out=bookkeeping) == stored_columns(
-            Anime, theirs.pk, leave_out=bookkeeping
-        )
-        assert Anime.objects.get(pk=mine.pk).kitsu_id == mine.kitsu_id
-    entries_by_django = [
-        awkward_entry(user, by_django[0], 1),
-        awkward_entry(user, by_django[1], None, synced_values=None, status="completed"),
-    ]
-    LibraryEntry.objects.bulk_create(entries_by_django)
-    entries = [
-        awkward_entry(user, ours[0], 2),
-        awkward_entry(user, ours[1], None, synced_values=None, status="completed"),
-    ]
-
-    bulk_write(LibraryEntry, entries)
-
-    bookkeeping = ("id", "anime_id", "kitsu_entry_id", "created_at", "updated_at")
-    for theirs, mine in zip(entries_by_django, entries, strict=True):
-        assert stored_columns(LibraryEntry, mine.pk, leave_out=bookkeeping) == stored_columns(
-            LibraryEntry, theirs.pk, leave_out=bookkeeping
-        )
-        # SQL NULL, not a JSON null, as Django stores None.
-        sql_null = LibraryEntry.objects.filter(synced_values__isnull=True)
-        assert sql_null.filter(pk=mine.pk).exists() == sql_null.filter(pk=theirs.pk).exists()
-        stored = LibraryEntry.objects.get(pk=mine.pk)
-        assert (stored.anime_id, stored.kitsu_entry_id) == (mine.anime_id, mine.kitsu_entry_id)
-        assert stored.created_at == mine.created_at
-        assert stored.updated_at == mine.updated_at
-
-
-def test_bulk_write_refuses_a_value_too_long_for_its_column_as_bulk_create_does() -> None:
-    too_long = "x" * 501  # the title column holds 500 characters
-
-    outcomes = []
-    for write in (Anime.objects.bulk_create, partial(bulk_write, Anime)):
-        try:
-            with transaction.atomic():
-                write([Anime(kitsu_id=1, title=too_long)])
-                outcomes.append(Anime.objects.get().title)
-                transaction.set_rollback(True)
-        except DataError:
-            outcomes.append("refused")
-
-    # PostgreSQL refuses it both ways; SQLite keeps it whole both ways.
-    assert outcomes in (["refused", "refused"], [too_long, too_long])
-
-
-def test_bulk_write_gives_each_new_row_its_own_primary_key() -> None:
-    anime = [Anime(kitsu_id=kitsu_id, title=f"Title {kitsu_id}") for kitsu_id in (30, 10, 20)]
-
-    bulk_write(Anime, anime)
-
-    assert {a.pk: a.title for a in anime} == dict(Anime.objects.values_list("pk", "title"))
-
-
-def test_bulk_write_upsert_changes_only_the_fields_it_names() -> None:
-    stored = awkward_anime(7)
-    stored.save()
-    created_at, updated_at = stored.created_at, stored.updated_at
-    incoming = Anime(kitsu_id=7, title="New title", slug="new-slug", kitsu_score=Decimal("1.50"))
-
-    bulk_write(Anime, [incoming], unique_field="kitsu_id", update_fields=["title", "updated_at"])
-
-    assert incoming.pk == stored.pk
-    row = Anime.objects.get(pk=stored.pk)
-    assert row.title == "New title"
-    assert row.updated_at > updated_at
-    assert (row.slug, row.kitsu_score, row.created_at) == ("awkward", Decimal("85.25"), created_at)
-    assert Anime.objects.count() == 1
-
-
-def test_bulk_write_upsert_on_the_primary_key_updates_stored_rows_in_place() -> None:
-    user = make_user("alice")
-    anime = Anime.objects.create(kitsu_id=1)
-    entry = awkward_entry(user, anime, 99)
-    entry.save()
-    entry.notes, entry.progress, entry.status = "Rewritten", 13, "completed"
-
-    bulk_write(LibraryEntry, [entry], unique_field="id", update_fields=["notes", "progress"])
-
-    row = LibraryEntry.objects.get()
-    assert (row.pk, row.notes, row.progress, row.status) == (entry.pk, "Rewritten", 13, "watching")
-
-
+HERE = Path(__file__).relative_to(ROOT)
+BULK_WRITE_TESTS = Path("tests/test_db.py")
 SQLITE_CHECKED = (
-    "test_a_full_import_stores_every_entry_and_anime_field_by_field",
-    "test_a_second_run_writes_nothing",
-    "test_an_incremental_run_asks_only_for_entries_changed_since_the_cursor",
-    "test_a_user_whose_titles_are_stored_already_writes_only_their_entries",
-    "test_an_anime_changed_on_kitsu_is_written_and_the_unchanged_ones_are_not",
-    "test_entries_changed_on_kitsu_are_written_in_one_statement_and_keep_their_rows",
-    "test_bulk_write_stores_every_column_as_bulk_create_does",
-    "test_bulk_write_refuses_a_value_too_long_for_its_column_as_bulk_create_does",
-    "test_bulk_write_gives_each_new_row_its_own_primary_key",
-    "test_bulk_write_upsert_changes_only_the_fields_it_names",
-    "test_bulk_write_upsert_on_the_primary_key_updates_stored_rows_in_place",
+    f"{HERE}::test_a_full_import_stores_every_entry_and_anime_field_by_field",
+    f"{HERE}::test_a_second_run_writes_nothing",
+    f"{HERE}::test_an_incremental_run_asks_only_for_entries_changed_since_the_cursor",
+    f"{HERE}::test_a_user_whose_titles_are_stored_already_writes_only_their_entries",
+    f"{HERE}::test_an_anime_changed_on_kitsu_is_written_and_the_unchanged_ones_are_not",
+    f"{HERE}::test_entries_changed_on_kitsu_are_written_in_one_statement_and_keep_their_rows",
+    f"{BULK_WRITE_TESTS}::test_bulk_write_stores_every_column_as_bulk_create_does",
+    f"{BULK_WRITE_TESTS}::test_bulk_write_refuses_a_value_too_long_for_its_column_as_bulk_create_does",
+    f"{BULK_WRITE_TESTS}::test_bulk_write_gives_each_new_row_its_own_primary_key",
+    f"{BULK_WRITE_TESTS}::test_bulk_write_upsert_changes_only_the_fields_it_names",
+    f"{BULK_WRITE_TESTS}::test_bulk_write_upsert_on_the_primary_key_updates_stored_rows_in_place",
 )
 
 
@@ -613,17 +453,8 @@ def test_the_import_writes_the_same_on_sqlite_the_embedded_database(tmp_path: Pa
         ENV_FILE=str(ROOT / "tests" / "test.env"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
     )
-    here = Path(__file__).relative_to(ROOT)
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            *(f"{here}::{name}" for name in SQLITE_CHECKED),
-        ],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SQLITE_CHECKED],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 from allauth.socialaccount.models import SocialAccount, SocialToken
+from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.db import connection
 
+from kitsu_sync.kitsu_api import Resource
 from kitsu_sync.models import KitsuToken
 from kitsu_sync.services.linking import (
     THROTTLED,
@@ -12,24 +14,20 @@ from kitsu_sync.services.linking import (
     link_with_password,
     login_problem,
     password_problem,
+    profile_data,
 )
 from kitsu_sync.services.tokens import get_access_token
-from tests import link_fixtures
-from tests.link_fixtures import refused_url
-
-kitsu_settings = link_fixtures.kitsu_settings
-make_user = link_fixtures.make_user
-kitsu_at = link_fixtures.kitsu_at
-sync_requests = link_fixtures.sync_requests
+from tests.kitsu_api import payloads
+from tests.kitsu_api.payloads import AVATAR
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_password_link_stores_encrypted_tokens_and_the_kitsu_account(
-    make_user, kitsu_settings, sync_requests
+    make_user, kitsu, sync_requests
 ):
     user = make_user()
-    demo = kitsu_settings.credentials(1)
+    demo = kitsu.credentials(1)
 
     link = link_with_password(user=user, login=demo.login, password=demo.password)
 
@@ -54,16 +52,16 @@ def test_a_password_link_stores_encrypted_tokens_and_the_kitsu_account(
     assert get_access_token(user_id=user.pk) == stored.access_token
 
 
-def test_the_profile_url_name_works_as_a_login_too(make_user, kitsu_settings, sync_requests):
-    demo = kitsu_settings.credentials(1)
+def test_the_profile_url_name_works_as_a_login_too(make_user, kitsu, sync_requests):
+    demo = kitsu.credentials(1)
     link = link_with_password(user=make_user(), login=f"  {demo.slug} ", password=demo.password)
     assert link.kitsu_user_id == demo.user_id
 
 
 def test_a_password_with_url_special_characters_reaches_kitsu_intact(
-    make_user, kitsu_settings, sync_requests
+    make_user, kitsu, sync_requests
 ):
-    special = kitsu_settings.credentials(2)
+    special = kitsu.credentials(2)
     assert any(char in special.password for char in "&=+% ")
 
     link = link_with_password(user=make_user(), login=special.login, password=special.password)
@@ -73,9 +71,9 @@ def test_a_password_with_url_special_characters_reaches_kitsu_intact(
 
 @pytest.mark.parametrize("login_of", ["wrong_password", "display_name"])
 def test_rejected_credentials_say_what_kitsu_accepts_as_a_login(
-    make_user, kitsu_settings, sync_requests, login_of
+    make_user, kitsu, sync_requests, login_of
 ):
-    demo = kitsu_settings.credentials(1)
+    demo = kitsu.credentials(1)
     login, password = {
         "wrong_password": (demo.login, "not-the-password"),
         "display_name": (demo.name, demo.password),
@@ -112,8 +110,8 @@ def test_kitsus_login_throttle_says_to_wait_a_minute(
     assert throttled.stats()["by_status"].get("429") == 1
 
 
-def test_unreachable_kitsu_gives_a_retryable_failure(kitsu_at, make_user):
-    url = refused_url()
+def test_unreachable_kitsu_gives_a_retryable_failure(kitsu_at, make_user, refused_url):
+    url = refused_url
     kitsu_at(api_url=f"{url}/api/edge", oauth_url=f"{url}/api/oauth")
 
     with pytest.raises(LinkFailed, match="could not be reached") as info:
@@ -123,18 +121,16 @@ def test_unreachable_kitsu_gives_a_retryable_failure(kitsu_at, make_user):
     assert "KITSU_OAUTH_URL" in info.value.message
 
 
-def test_an_unknown_oauth_client_points_at_the_client_settings(make_user, settings, kitsu_settings):
+def test_an_unknown_oauth_client_points_at_the_client_settings(make_user, settings, kitsu):
     settings.KITSU_CLIENT_ID = "not-registered"
-    demo = kitsu_settings.credentials(1)
+    demo = kitsu.credentials(1)
 
     with pytest.raises(LinkFailed, match="KITSU_CLIENT_ID"):
         link_with_password(user=make_user(), login=demo.login, password=demo.password)
 
 
-def test_a_kitsu_account_linked_to_another_user_is_refused(
-    make_user, kitsu_settings, sync_requests
-):
-    demo = kitsu_settings.credentials(1)
+def test_a_kitsu_account_linked_to_another_user_is_refused(make_user, kitsu, sync_requests):
+    demo = kitsu.credentials(1)
     owner = make_user()
     link_with_password(user=owner, login=demo.login, password=demo.password)
     owner_token = KitsuToken.objects.get(user=owner).access_token
@@ -147,13 +143,13 @@ def test_a_kitsu_account_linked_to_another_user_is_refused(
 
 
 def test_linking_again_after_a_rejected_refresh_clears_the_relink_flag(
-    make_user, kitsu_settings, sync_requests
+    make_user, kitsu, sync_requests
 ):
     user = make_user()
-    demo = kitsu_settings.credentials(1)
+    demo = kitsu.credentials(1)
     link_with_password(user=user, login=demo.login, password=demo.password)
     KitsuToken.objects.filter(user=user).update(needs_relink=True, relink_reason="rejected")
-    kitsu_settings.revoke_tokens(demo.user_id)
+    kitsu.revoke_tokens(demo.user_id)
 
     link = link_with_password(user=user, login=demo.login, password=demo.password)
 
@@ -163,10 +159,10 @@ def test_linking_again_after_a_rejected_refresh_clears_the_relink_flag(
     assert [call["trigger"] for call in sync_requests.calls] == ["link", "link"]
 
 
-def test_bad_input_is_refused_before_anything_is_sent_to_kitsu(make_user, kitsu_settings):
+def test_bad_input_is_refused_before_anything_is_sent_to_kitsu(make_user, kitsu):
     with pytest.raises(LinkFailed, match="control characters"):
         link_with_password(user=make_user(), login="demo@example.test", password="pass\nword")
-    assert kitsu_settings.stats()["total"] == 0
+    assert kitsu.stats()["total"] == 0
 
 
 @pytest.mark.parametrize(
@@ -207,3 +203,41 @@ def test_password_problems(value, expected):
         assert problem is None
     else:
         assert expected in problem
+
+
+# --- profile_data: what a link keeps of the Kitsu profile --------------------------------------
+
+
+def kitsu_user(**attributes) -> Resource:
+    return Resource(type="users", id="1001", attributes=payloads.demo_user_attributes(**attributes))
+
+
+def test_profile_data_keeps_the_id_and_the_few_attributes_needed():
+    assert profile_data(kitsu_user()) == {
+        "id": "1001",
+        "slug": "demo",
+        "name": "Demo Watcher",
+        "email": "demo@example.test",
+        "avatar": AVATAR,
+    }
+
+
+def test_profile_data_leaves_out_attributes_kitsu_hides():
+    # email is a self-only attribute: absent when Kitsu does not treat the caller as the user.
+    data = profile_data(Resource(type="users", id="7", attributes={"slug": "x", "avatar": None}))
+    assert data == {"id": "7", "slug": "x"}
+
+
+def test_profile_data_says_so_when_kitsu_treats_the_new_token_as_anonymous():
+    # Kitsu answers filter[self] with an empty list, not 401, for a token it does not know.
+    with pytest.raises(OAuth2Error, match="did not recognise it"):
+        profile_data(None)
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [Resource(type="anime", id="1"), Resource(type="users", id=""), Resource(type="users", id="x")],
+)
+def test_profile_data_refuses_something_that_is_not_a_kitsu_user(resource):
+    with pytest.raises(OAuth2Error):
+        profile_data(resource)

@@ -29,17 +29,8 @@ from kitsu_sync.services.schedule import (
     schedule_offset,
 )
 from kitsu_sync.services.sync import CLAIM_TTL, run_sync, should_retry
-from tests.sync_support import make_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def queued_tasks(monkeypatch: Any) -> list[tuple[Any, ...]]:
-    """The sync tasks sent to the broker (recorded here instead of sent)."""
-    sent: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("kitsu_sync.tasks.sync_library.delay", lambda *args: sent.append(args))
-    return sent
 
 
 def request(user: Any, capture: Callable[..., Any], **options: Any) -> bool:
@@ -119,7 +110,10 @@ def test_no_sync_is_queued_while_one_is_running(
 
 
 def test_no_sync_is_queued_without_a_usable_link(
-    linked_user: Any, queued_tasks: list[Any], django_capture_on_commit_callbacks: Any
+    linked_user: Any,
+    make_user: Any,
+    queued_tasks: list[Any],
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     relink = linked_user("relink")
     KitsuToken.objects.filter(user=relink).update(needs_relink=True)
@@ -131,7 +125,10 @@ def test_no_sync_is_queued_without_a_usable_link(
 
 
 def test_the_dispatcher_queues_due_users_only_longest_overdue_first(
-    linked_user: Any, queued_tasks: list[Any], django_capture_on_commit_callbacks: Any
+    linked_user: Any,
+    make_user: Any,
+    queued_tasks: list[Any],
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     now = timezone.now()
     never = linked_user("never")  # no state yet: due
@@ -243,9 +240,9 @@ def test_an_expired_claim_of_a_dead_worker_does_not_block_the_user(
 
 
 def test_a_sync_whose_claim_was_taken_over_stops_without_writing_more(
-    kitsu_factory: Any, linked_user: Any
+    kitsu_at: Any, sandbox_factory: Any, linked_user: Any
 ) -> None:
-    sandbox = kitsu_factory(users=1, entries=1100)
+    sandbox = kitsu_at(sandbox_factory(users=1, entries=1100))
     user = linked_user(sandbox=sandbox)
     stolen = timezone.now() + timedelta(hours=1)
 
@@ -261,7 +258,7 @@ def test_a_sync_whose_claim_was_taken_over_stops_without_writing_more(
     assert state.sync_claimed_until == stolen  # the new owner's claim is left alone
 
 
-def test_a_user_without_a_link_gets_a_reason_to_act_on(db: None) -> None:
+def test_a_user_without_a_link_gets_a_reason_to_act_on(db: None, make_user: Any) -> None:
     user = make_user("nolink")
 
     run = run_sync(user_id=user.pk, trigger=SyncTrigger.ADMIN)

@@ -44,37 +44,39 @@ from kitsu_sync.services.tokens import (
     store_link,
     unlink,
 )
-from tests import link_fixtures
-from tests.link_fixtures import token_requests
-
-kitsu_settings = link_fixtures.kitsu_settings
-make_user = link_fixtures.make_user
-link_user = link_fixtures.link_user
+from tests.celery_worker import current_database_url
+from tests.kitsu_api import payloads
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db
 
+TOKEN_ROUTE = "POST /api/oauth/token"
+
+
+def token_requests(sandbox: Any) -> int:
+    return sandbox.stats()["by_route"].get(TOKEN_ROUTE, 0)
+
 
 def test_it_returns_the_stored_token_without_asking_kitsu_when_far_from_expiry(
-    make_user, link_user, kitsu_settings
+    make_user, link_user, kitsu
 ):
     user = make_user()
-    link = link_user(user)
-    kitsu_settings.reset(data=False, tokens=False)
+    link = link_user(user, kitsu)
+    kitsu.reset(data=False, tokens=False)
 
     assert get_access_token(user_id=user.pk) == link.access_token
-    assert kitsu_settings.stats()["total"] == 0
+    assert kitsu.stats()["total"] == 0
 
 
-def test_it_refreshes_a_token_that_expires_within_the_margin(make_user, link_user, kitsu_settings):
+def test_it_refreshes_a_token_that_expires_within_the_margin(make_user, link_user, kitsu):
     user = make_user()
-    old = link_user(user, expires_in=timedelta(days=2))
-    before = token_requests(kitsu_settings)
+    old = link_user(user, kitsu, expires_in=timedelta(days=2))
+    before = token_requests(kitsu)
 
     token = get_access_token(user_id=user.pk)
 
     assert token != old.access_token
-    assert token_requests(kitsu_settings) - before == 1
+    assert token_requests(kitsu) - before == 1
     stored = KitsuToken.objects.get(user=user)
     assert stored.access_token == token
     assert stored.refresh_token != old.refresh_token
@@ -87,26 +89,26 @@ def test_it_refreshes_a_token_that_expires_within_the_margin(make_user, link_use
 
 
 def test_a_refresh_after_401_returns_the_successor_another_process_already_stored(
-    make_user, link_user, kitsu_settings
+    make_user, link_user, kitsu
 ):
     user = make_user()
-    old = link_user(user)
+    old = link_user(user, kitsu)
     fresh = refresh_access_token(user_id=user.pk, rejected_token=old.access_token)
-    assert token_requests(kitsu_settings) == 2  # the link's password grant, then one refresh
+    assert token_requests(kitsu) == 2  # the link's password grant, then one refresh
 
     # A second worker that also saw the old token rejected gets the new one, no request.
     again = refresh_access_token(user_id=user.pk, rejected_token=old.access_token)
 
     assert again == fresh != old.access_token
-    assert token_requests(kitsu_settings) == 2
+    assert token_requests(kitsu) == 2
 
 
 def test_invalid_grant_on_refresh_marks_the_link_for_relink_and_stops_using_it(
-    make_user, link_user, kitsu_settings
+    make_user, link_user, kitsu
 ):
     user = make_user()
-    link = link_user(user, expires_in=timedelta(hours=1))
-    kitsu_settings.revoke_tokens(link.kitsu_user_id)
+    link = link_user(user, kitsu, expires_in=timedelta(hours=1))
+    kitsu.revoke_tokens(link.kitsu_user_id)
 
     with pytest.raises(NeedsRelink, match="Link Kitsu again"):
         get_access_token(user_id=user.pk)
@@ -115,10 +117,10 @@ def test_invalid_grant_on_refresh_marks_the_link_for_relink_and_stops_using_it(
     assert stored.needs_relink
     assert "rejected the refresh token" in stored.relink_reason
     assert stored.refresh_claimed_until is None
-    requests_before = kitsu_settings.stats()["total"]
+    requests_before = kitsu.stats()["total"]
     with pytest.raises(NeedsRelink):
         refresh_access_token(user_id=user.pk, rejected_token=link.access_token)
-    assert kitsu_settings.stats()["total"] == requests_before
+    assert kitsu.stats()["total"] == requests_before
 
 
 def test_an_unlinked_user_gets_not_linked(make_user):
@@ -127,11 +129,11 @@ def test_an_unlinked_user_gets_not_linked(make_user):
 
 
 def test_a_passing_failure_of_an_early_refresh_keeps_the_still_valid_token(
-    make_user, link_user, kitsu_settings, caplog
+    make_user, link_user, kitsu, caplog
 ):
     user = make_user()
-    link = link_user(user, expires_in=timedelta(days=1))
-    kitsu_settings.set_faults([{"kind": "status", "status": 503, "path": "/api/oauth/token"}])
+    link = link_user(user, kitsu, expires_in=timedelta(days=1))
+    kitsu.set_faults([{"kind": "status", "status": 503, "path": "/api/oauth/token"}])
 
     with caplog.at_level(logging.WARNING, logger="kitsu_sync.services.tokens"):
         assert get_access_token(user_id=user.pk) == link.access_token
@@ -142,12 +144,10 @@ def test_a_passing_failure_of_an_early_refresh_keeps_the_still_valid_token(
     assert "still works" in caplog.text
 
 
-def test_a_passing_failure_after_expiry_raises_a_retryable_kitsu_error(
-    make_user, link_user, kitsu_settings
-):
+def test_a_passing_failure_after_expiry_raises_a_retryable_kitsu_error(make_user, link_user, kitsu):
     user = make_user()
-    link_user(user, expires_in=timedelta(seconds=-5))
-    kitsu_settings.set_faults([{"kind": "status", "status": 503, "path": "/api/oauth/token"}])
+    link_user(user, kitsu, expires_in=timedelta(seconds=-5))
+    kitsu.set_faults([{"kind": "status", "status": 503, "path": "/api/oauth/token"}])
 
     with pytest.raises(KitsuServerError) as info:
         get_access_token(user_id=user.pk)
@@ -158,11 +158,9 @@ def test_a_passing_failure_after_expiry_raises_a_retryable_kitsu_error(
     assert stored.refresh_claimed_until is None
 
 
-def test_a_waiting_worker_uses_the_token_the_claim_holder_stores(
-    make_user, link_user, kitsu_settings
-):
+def test_a_waiting_worker_uses_the_token_the_claim_holder_stores(make_user, link_user, kitsu):
     user = make_user()
-    link = link_user(user)
+    link = link_user(user, kitsu)
     KitsuToken.objects.filter(pk=link.pk).update(
         refresh_claimed_until=timezone.now() + timedelta(minutes=1)
     )
@@ -175,21 +173,19 @@ def test_a_waiting_worker_uses_the_token_the_claim_holder_stores(
                 access_token="stored-by-the-claim-holder", refresh_claimed_until=None
             )
 
-    requests_before = token_requests(kitsu_settings)
+    requests_before = token_requests(kitsu)
     token = tokens._refresh(
         user.pk, seen_token=link.access_token, forced=True, sleep=other_worker_finishes
     )
 
     assert token == "stored-by-the-claim-holder"
     assert len(polls) == 3
-    assert token_requests(kitsu_settings) == requests_before
+    assert token_requests(kitsu) == requests_before
 
 
-def test_a_claim_left_by_a_dead_worker_is_taken_over_once_it_lapses(
-    make_user, link_user, kitsu_settings
-):
+def test_a_claim_left_by_a_dead_worker_is_taken_over_once_it_lapses(make_user, link_user, kitsu):
     user = make_user()
-    link = link_user(user)
+    link = link_user(user, kitsu)
     KitsuToken.objects.filter(pk=link.pk).update(
         refresh_claimed_until=timezone.now() - timedelta(seconds=1)
     )
@@ -201,10 +197,10 @@ def test_a_claim_left_by_a_dead_worker_is_taken_over_once_it_lapses(
 
 
 def test_tokens_unreadable_after_a_key_change_mark_the_link_for_relink(
-    make_user, link_user, settings
+    make_user, link_user, kitsu, settings
 ):
     user = make_user()
-    link_user(user)
+    link_user(user, kitsu)
     settings.KITSU_TOKEN_KEY = Fernet.generate_key().decode()
 
     with pytest.raises(NeedsRelink, match="KITSU_TOKEN_KEY"):
@@ -215,9 +211,9 @@ def test_tokens_unreadable_after_a_key_change_mark_the_link_for_relink(
     assert "KITSU_TOKEN_KEY" in flags["relink_reason"]
 
 
-def test_refreshing_never_logs_a_token(make_user, link_user, kitsu_settings, caplog):
+def test_refreshing_never_logs_a_token(make_user, link_user, kitsu, caplog):
     user = make_user()
-    old = link_user(user, expires_in=timedelta(days=1))
+    old = link_user(user, kitsu, expires_in=timedelta(days=1))
     caplog.set_level(logging.DEBUG)
 
     new = get_access_token(user_id=user.pk)
@@ -235,13 +231,13 @@ def test_refreshing_never_logs_a_token(make_user, link_user, kitsu_settings, cap
 
 @pytest.mark.django_db(transaction=True)
 def test_threads_refreshing_the_same_user_at_once_send_one_refresh_request(
-    make_user, link_user, kitsu_settings
+    make_user, link_user, kitsu
 ):
     user = make_user()
-    old = link_user(user)
-    before = token_requests(kitsu_settings)
+    old = link_user(user, kitsu)
+    before = token_requests(kitsu)
     # Slow answers make the workers overlap for sure.
-    kitsu_settings.set_latency(300)
+    kitsu.set_latency(300)
     workers = 5
     barrier = threading.Barrier(workers)
     results: list[str] = []
@@ -266,7 +262,7 @@ def test_threads_refreshing_the_same_user_at_once_send_one_refresh_request(
     assert len(results) == workers
     assert len(set(results)) == 1
     assert results[0] != old.access_token
-    assert token_requests(kitsu_settings) - before == 1
+    assert token_requests(kitsu) - before == 1
     assert KitsuToken.objects.get(user=user).access_token == results[0]
 
 
@@ -295,25 +291,21 @@ def _read_line(process: subprocess.Popen[str], deadline: float) -> str:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_processes_refreshing_the_same_user_at_once_send_one_refresh_request(
-    make_user, link_user, kitsu_settings
+    make_user, link_user, kitsu
 ):
     user = make_user()
-    old = link_user(user)
-    before = token_requests(kitsu_settings)
-    kitsu_settings.set_latency(300)
-    database = connection.settings_dict
+    old = link_user(user, kitsu)
+    before = token_requests(kitsu)
+    kitsu.set_latency(300)
     env = {
         **os.environ,
         "ENV_FILE": str(PROJECT_ROOT / "tests" / "test.env"),
         "DJANGO_SETTINGS_MODULE": "revenge_site.settings",
-        "DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-            f"{database['NAME']}"
-        ),
-        "KITSU_API_URL": kitsu_settings.api_url,
-        "KITSU_OAUTH_URL": kitsu_settings.oauth_url,
-        "KITSU_CLIENT_ID": kitsu_settings.client_id,
-        "KITSU_CLIENT_SECRET": kitsu_settings.client_secret,
+        "DATABASE_URL": current_database_url(),
+        "KITSU_API_URL": kitsu.api_url,
+        "KITSU_OAUTH_URL": kitsu.oauth_url,
+        "KITSU_CLIENT_ID": kitsu.client_id,
+        "KITSU_CLIENT_SECRET": kitsu.client_secret,
     }
     children = [
         subprocess.Popen(
@@ -346,7 +338,7 @@ def test_processes_refreshing_the_same_user_at_once_send_one_refresh_request(
 
     assert len(set(results)) == 1
     assert results[0] not in ("", old.access_token)
-    assert token_requests(kitsu_settings) - before == 1
+    assert token_requests(kitsu) - before == 1
 
 
 # --- storing and removing a link ------------------------------------------------------------
@@ -364,12 +356,9 @@ def _token(access: str = "access-1", refresh: str | None = "refresh-1") -> Token
 
 
 def _kitsu_user(kitsu_id: str = "1001", **attributes: Any) -> Resource:
-    defaults = {
-        "slug": "demo",
-        "name": "Demo Watcher",
-        "avatar": {"tiny": "https://media.example/t.jpg", "medium": "https://media.example/m.jpg"},
-    }
-    return Resource(type="users", id=kitsu_id, attributes={**defaults, **attributes})
+    avatar = {"tiny": "https://media.example/t.jpg", "medium": "https://media.example/m.jpg"}
+    profile = payloads.demo_user_attributes(**{"avatar": avatar, **attributes})
+    return Resource(type="users", id=kitsu_id, attributes=profile)
 
 
 def test_store_link_creates_then_replaces_the_users_link(make_user):
@@ -450,12 +439,12 @@ def test_unlink_removes_tokens_and_social_account_and_keeps_or_deletes_the_list(
 
 
 def test_unlink_has_kitsu_revoke_the_tokens_so_a_copy_of_them_is_worthless(
-    make_user, link_user, kitsu_settings
+    make_user, link_user, kitsu
 ):
     user = make_user()
-    link = link_user(user)
+    link = link_user(user, kitsu)
     access, refresh = link.access_token, link.refresh_token
-    transport = Transport(api_url=kitsu_settings.api_url, oauth_url=kitsu_settings.oauth_url)
+    transport = Transport(api_url=kitsu.api_url, oauth_url=kitsu.oauth_url)
 
     assert unlink(user=user, delete_library=False) is True
 
@@ -466,8 +455,8 @@ def test_unlink_has_kitsu_revoke_the_tokens_so_a_copy_of_them_is_worthless(
         refresh_grant(
             transport,
             refresh_token=refresh,
-            client_id=kitsu_settings.client_id,
-            client_secret=kitsu_settings.client_secret,
+            client_id=kitsu.client_id,
+            client_secret=kitsu.client_secret,
         )
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from kitsu_sync.models import Anime, KitsuSyncState, LibraryEntry, SyncTrigger
-from kitsu_sync.services.sync import CLAIM_TTL, SyncBusy, push_library_entry, run_sync
+from kitsu_sync.models import Anime, KitsuSyncState, LibraryEntry
+from kitsu_sync.services.sync import CLAIM_TTL, SyncBusy, push_library_entry
 from kitsu_sync.services.watch import WatchedEntry, after_watching, record_watch_progress
 
 NOW = datetime(2025, 3, 1, 20, 0, tzinfo=UTC)
@@ -89,14 +89,6 @@ def test_watching_an_episode_updates_the_entry(
     before: WatchedEntry, episode: int, count: int | None, after: WatchedEntry
 ) -> None:
     assert after_watching(before, episode=episode, episode_count=count, now=NOW) == after
-
-
-@pytest.fixture
-def imported(kitsu: Any, linked_user: Any) -> Any:
-    user = linked_user()
-    run_sync(user_id=user.pk, trigger=SyncTrigger.LINK)
-    kitsu.reset(data=False, tokens=False)
-    return user
 
 
 @pytest.fixture
