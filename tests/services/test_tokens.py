@@ -46,6 +46,7 @@ from kitsu_sync.services.tokens import (
 )
 from tests.celery_worker import current_database_url
 from tests.kitsu_api import payloads
+from tests.sync_support import sandbox_grant
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db
@@ -86,6 +87,31 @@ def test_it_refreshes_a_token_that_expires_within_the_margin(make_user, link_use
     me = get_kitsu_client().current_user(token=token)
     assert me is not None
     assert me.id == stored.kitsu_user_id
+
+
+def test_a_reused_token_is_trusted_for_the_time_it_has_left_not_refreshed_at_once(
+    sandbox_factory, fake_clock, kitsu_at, make_user
+):
+    # Doorkeeper's reuse_access_token: a second password grant while the first token is
+    # valid answers with that token, its original created_at and the seconds it has left.
+    sandbox = kitsu_at(sandbox_factory(clock=fake_clock))
+    credential = sandbox.credentials(1)
+    first = sandbox_grant(sandbox, credential)
+    fake_clock.advance(timedelta(days=20).total_seconds())
+    again = sandbox_grant(sandbox, credential)
+    user = make_user()
+    profile = Resource(type="users", id=credential.user_id, attributes={"slug": credential.slug})
+    store_link(user=user, token=again, kitsu_user=profile, flow="password")
+    asked = sandbox.stats()["total"]
+
+    token = get_access_token(user_id=user.pk)
+
+    assert again.access_token == first.access_token == token
+    assert again.created_at == first.created_at
+    assert again.expires_in == timedelta(days=10).total_seconds()
+    left = KitsuToken.objects.get(user=user).token_expires_at - timezone.now()
+    assert timedelta(days=9, hours=23) < left <= timedelta(days=10)
+    assert sandbox.stats()["total"] == asked, "a token with ten days left is not refreshed"
 
 
 def test_a_refresh_after_401_returns_the_successor_another_process_already_stored(
