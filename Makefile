@@ -54,6 +54,7 @@ bench: $(BIN)/.dev-installed
 	$(PY) -m bench.export
 	$(PY) -m bench.latency --repeat 3
 	$(PY) -m bench.fleet --rates 10,50,5
+	$(PY) -m bench.mapping_datasets
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .

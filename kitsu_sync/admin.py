@@ -1,10 +1,12 @@
 """Django admin: sync states (with Sync now / Full resync), run history, links without their
-secrets, anime with their external ids, and library entries."""
+secrets, anime with their external ids, library entries, and what resolution uses: users'
+overrides, media servers (their keys never shown), and the mapping datasets' state."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
@@ -14,10 +16,14 @@ from django.utils.html import format_html, format_html_join
 
 from kitsu_sync.merge import SYNCED_FIELDS
 from kitsu_sync.models import (
+    MAPPING_SITES,
     Anime,
     KitsuSyncState,
     KitsuToken,
     LibraryEntry,
+    MappingDataset,
+    MediaOverride,
+    MediaServer,
     SyncRun,
     SyncTrigger,
 )
@@ -301,3 +307,77 @@ class LibraryEntryAdmin(admin.ModelAdmin):
         if not change or set(form.changed_data) & set(SYNCED_FIELDS):
             obj.local_updated_at = timezone.now()
         super().save_model(request, obj, form, change)
+
+
+@admin.register(MediaOverride)
+class MediaOverrideAdmin(admin.ModelAdmin):
+    """Users' own answers for shows: "this series (season) is that Kitsu anime", "ignore"."""
+
+    list_display = ("user", "site", "external_id", "season", "kitsu_id", "episode_offset", "ignore")
+    list_filter = ("site", "ignore")
+    search_fields = ("user__username", "external_id", "kitsu_id")
+    raw_id_fields = ("user",)
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "site":
+            kwargs["widget"] = forms.Select(
+                choices=[(site, site) for site in (*MAPPING_SITES, "title")]
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+class MediaServerForm(forms.ModelForm):
+    """The API key is written, never shown: leave it empty to keep the stored one."""
+
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Jellyfin/Emby API key or Plex token. Stored encrypted; leave empty to keep it.",
+    )
+
+    class Meta:
+        model = MediaServer
+        fields = ("user", "kind", "name", "url", "api_key", "server_user_id")
+
+    def clean_api_key(self) -> str:
+        key = self.cleaned_data.get("api_key", "")
+        if not key and self.instance.pk:
+            return self.instance.api_key
+        if not key:
+            raise forms.ValidationError("A new media server needs its API key.")
+        return key
+
+
+@admin.register(MediaServer)
+class MediaServerAdmin(admin.ModelAdmin):
+    form = MediaServerForm
+    list_display = ("name", "kind", "url", "user")
+    list_filter = ("kind",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(MappingDataset)
+class MappingDatasetAdmin(admin.ModelAdmin):
+    """Read-only: `kitsu_mappings_update` and the hourly task load the datasets."""
+
+    list_display = (
+        "source",
+        "records",
+        "loaded_at",
+        "published_at",
+        "last_attempt_at",
+        "last_error",
+    )
+    readonly_fields = (
+        "source",
+        "url",
+        "records",
+        "loaded_at",
+        "published_at",
+        "sha256",
+        "last_attempt_at",
+        "last_error",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -249,3 +252,152 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- which Kitsu anime a media server's show is ---------------------------------------------
+
+
+class MappingSource(models.TextChoices):
+    ANIME_LISTS = "anime-lists", "Anime-Lists (TheTVDB/TMDB seasons and episodes)"
+    FRIBB = "fribb", "Fribb anime-lists (ids across sites)"
+    KITSU = "kitsu", "Kitsu's /mappings (cached answers)"
+
+
+# The sites a mapping record can be looked up by (MappingKey.site).
+MAPPING_SITES = ("anidb", "kitsu", "mal", "anilist", "tvdb", "tmdb_tv", "tmdb_movie", "imdb")
+
+
+class MappingDataset(models.Model):
+    """A community dataset as last loaded: where from, how old, how big, what went wrong."""
+
+    source = models.CharField(max_length=20, choices=MappingSource.choices, unique=True)
+    url = models.URLField(max_length=1000, blank=True)
+    loaded_at = models.DateTimeField(null=True, blank=True)
+    # The file's own date: the server's Last-Modified, or a local file's modification time.
+    published_at = models.DateTimeField(null=True, blank=True)
+    records = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Why the last attempt failed ("" when it succeeded); the loaded data stays as it was.
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()}: {self.records} records"
+
+
+class MappingRecord(models.Model):
+    """One record of a dataset (an AniDB anime), or one cached answer of Kitsu's /mappings."""
+
+    source = models.CharField(max_length=20, choices=MappingSource.choices)
+    anidb_id = models.BigIntegerField(null=True, blank=True)
+    # The record as `kitsu_sync.datasets` reads it (`record_json`); for Kitsu's answers
+    # {"site": ..., "external_id": ..., "kitsu_id": id or null}.
+    data = models.JSONField()
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["source", "anidb_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.source} record {self.pk} (AniDB {self.anidb_id})"
+
+
+class MappingKey(models.Model):
+    """An id a mapping record answers to: one row per (site, id)."""
+
+    record = models.ForeignKey(MappingRecord, on_delete=models.CASCADE, related_name="keys")
+    site = models.CharField(max_length=20)
+    value = models.CharField(max_length=40)
+
+    class Meta:
+        indexes = [models.Index(fields=["site", "value"])]
+
+    def __str__(self) -> str:
+        return f"{self.site} {self.value}"
+
+
+class MediaOverride(models.Model):
+    """A user's own answer for a show: "this series (season) is that Kitsu anime, with this
+    episode offset", or "ignore this series". It beats every other source."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_overrides"
+    )
+    site = models.CharField(max_length=20)  # one of MAPPING_SITES
+    external_id = models.CharField(max_length=40)
+    # None: every season of the series.
+    season = models.PositiveIntegerField(null=True, blank=True)
+    kitsu_id = models.BigIntegerField(null=True, blank=True)
+    # Added to the media server's episode number to get Kitsu's.
+    episode_offset = models.IntegerField(default=0)
+    ignore = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "site", "external_id", "season"],
+                condition=Q(season__isnull=False),
+                name="one_override_per_season",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "site", "external_id"],
+                condition=Q(season__isnull=True),
+                name="one_override_per_series",
+            ),
+            models.CheckConstraint(
+                condition=Q(ignore=True) | Q(kitsu_id__isnull=False),
+                name="override_names_an_anime_or_ignores",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = f"{self.site} {self.external_id}" + (
+            f" season {self.season}" if self.season is not None else ""
+        )
+        return f"{where}: ignored" if self.ignore else f"{where}: Kitsu {self.kitsu_id}"
+
+
+class MediaServerKind(models.TextChoices):
+    JELLYFIN = "jellyfin", "Jellyfin"
+    EMBY = "emby", "Emby"
+    PLEX = "plex", "Plex"
+
+
+def validate_server_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(
+            "Enter the server's address with http:// or https://, such as "
+            "http://192.168.1.20:8096 or https://jellyfin.example.org."
+        )
+
+
+class MediaServer(models.Model):
+    """A media server Revenge may ask for a show's ids (only those), with an API key."""
+
+    # None: the operator's server, used for every user.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="kitsu_media_servers",
+    )
+    kind = models.CharField(max_length=20, choices=MediaServerKind.choices)
+    name = models.CharField(max_length=100)
+    # http(s)://host[:port][/path]; a single-label host (http://jellyfin:8096, a container's
+    # name) is as good as any, which Django's URL validator would refuse.
+    url = models.CharField(max_length=500, validators=[validate_server_url])
+    api_key = EncryptedTextField(help_text="Jellyfin/Emby API key or Plex token; stored encrypted.")
+    # Jellyfin/Emby: the user whose view of the library item lookups use (API keys have none).
+    server_user_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.name}"
+
+    def __repr__(self) -> str:
+        return f"<MediaServer {self.kind} {self.url}>"

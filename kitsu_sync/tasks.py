@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError
 
 from kitsu_sync import health
 from kitsu_sync.models import SyncOutcome
-from kitsu_sync.services import schedule, sync
+from kitsu_sync.services import mapping_data, schedule, sync
 
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 30 * 60
@@ -77,3 +77,9 @@ def dispatch_due_syncs() -> int:
     # The health endpoint's "last successful beat tick": beat, broker and a worker all work.
     health.record_beat_tick()
     return queued
+
+
+@shared_task(acks_late=True, soft_time_limit=10 * 60, time_limit=12 * 60)
+def update_mapping_datasets() -> int:
+    """Download the mapping datasets that are due (beat asks every hour)."""
+    return sum(result.records for result in mapping_data.update_due_datasets())

@@ -265,9 +265,32 @@ KITSU_SYNC_DISPATCH_LIMIT = env.int("KITSU_SYNC_DISPATCH_LIMIT", default=500)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # With acks_late, a worker should hold no more tasks than it runs.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# --- Which Kitsu anime a media server's show is ---------------------------------------------
+# The community datasets are downloaded here (no licence lets Revenge ship a copy): from these
+# URLs, when never loaded or MAPPING_UPDATE_EVERY old, retried after MAPPING_RETRY_AFTER.
+MAPPING_ANIME_LISTS_URL = env.str(
+    "MAPPING_ANIME_LISTS_URL",
+    default="https://raw.githubusercontent.com/Anime-Lists/anime-lists/master/anime-list-master.xml",
+)
+MAPPING_FRIBB_URL = env.str(
+    "MAPPING_FRIBB_URL",
+    default="https://raw.githubusercontent.com/Fribb/anime-lists/master/anime-list-full.json",
+)
+MAPPING_UPDATE_EVERY = parse_interval(env.str("MAPPING_UPDATE_EVERY", default="7d"))
+MAPPING_RETRY_AFTER = parse_interval(env.str("MAPPING_RETRY_AFTER", default="6h"))
+# Kitsu's own /mappings answers are kept this long (answers "none" for a shorter time).
+KITSU_MAPPING_CACHE_TTL = parse_interval(env.str("KITSU_MAPPING_CACHE_TTL", default="7d"))
+KITSU_MAPPING_MISS_TTL = parse_interval(env.str("KITSU_MAPPING_MISS_TTL", default="1d"))
+
 CELERY_BEAT_SCHEDULE = {
     "kitsu-dispatch-due-syncs": {
         "task": "kitsu_sync.tasks.dispatch_due_syncs",
         "schedule": KITSU_SYNC_DISPATCH_EVERY,
+    },
+    # Looks every hour; downloads only the datasets that are due (weekly by default).
+    "kitsu-update-mapping-datasets": {
+        "task": "kitsu_sync.tasks.update_mapping_datasets",
+        "schedule": timedelta(hours=1),
     },
 }

@@ -17,6 +17,8 @@ real password grant, and `linked_user` does both.
 
 Recorders and addresses: `sync_requests` (what `request_sync` was asked), `queued_tasks` (sync
 tasks sent to the broker), `fake_clock`, `closed_port` and `refused_url`.
+
+Resolution: `datasets` loads both mapping datasets from the test files (tests/mapping_files.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,8 +40,10 @@ from kitsu_sync.kitsu_client import get_transport
 from kitsu_sync.models import AuthFlow, KitsuToken
 from kitsu_sync.sandbox import SandboxConfig
 from kitsu_sync.services import schedule
+from kitsu_sync.services.mapping_data import load_dataset
 from kitsu_sync.services.tokens import store_link
 from revenge_site.settings import kitsu_socialaccount_providers
+from tests import mapping_files
 from tests.clocks import FakeClock
 from tests.sandbox_handle import SandboxHandle
 from tests.sync_support import sandbox_grant
@@ -245,3 +250,20 @@ def refused_url(closed_port: int) -> str:
     """A localhost URL on which nothing listens (connections are refused)."""
     return f"http://127.0.0.1:{closed_port}"
 
+
+# --- which Kitsu anime a media server's show is ---------------------------------------------
+
+
+@pytest.fixture
+def datasets(tmp_path: Path) -> None:
+    """Both mapping datasets loaded from the test files (tests/mapping_files.py), and the
+    shows' Kitsu anime stored, so that resolving them asks Kitsu nothing."""
+    for source, name, body in (
+        ("anime-lists", "anime-list-master.xml", mapping_files.ANIME_LISTS),
+        ("fribb", "anime-list-full.json", mapping_files.FRIBB),
+    ):
+        path = tmp_path / name
+        path.write_bytes(body)
+        result = load_dataset(source, path=path)
+        assert result.ok, result.error
+    mapping_files.store_shows()

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from kitsu_sync.models import (
@@ -14,6 +15,9 @@ from kitsu_sync.models import (
     KitsuSyncState,
     KitsuToken,
     LibraryEntry,
+    MappingDataset,
+    MediaOverride,
+    MediaServer,
     SyncOutcome,
     SyncRun,
     SyncStatus,
@@ -208,3 +212,57 @@ def test_editing_an_entry_in_admin_counts_as_a_revenge_change(
     entry.refresh_from_db()
     assert entry.progress == 4
     assert entry.local_updated_at is not None
+
+
+MEDIA_SERVER_KEY = "media-server-key-that-must-never-show-up-in-admin"
+
+
+def test_a_media_servers_key_is_written_but_never_shown_and_kept_when_left_empty(
+    admin_client: Any,
+) -> None:
+    form = {
+        "kind": "jellyfin",
+        "name": "Home",
+        "url": "http://jellyfin:8096",
+        "api_key": MEDIA_SERVER_KEY,
+        "server_user_id": "",
+    }
+    added = admin_client.post("/admin/kitsu_sync/mediaserver/add/", form)
+    assert added.status_code == 302, added.content.decode()[-2000:]
+    server = MediaServer.objects.get()
+    assert server.api_key == MEDIA_SERVER_KEY
+    assert server.url == "http://jellyfin:8096"  # a container's name is a host too
+    refused = admin_client.post("/admin/kitsu_sync/mediaserver/add/", {**form, "url": "jellyfin"})
+    assert "with http:// or https://" in refused.content.decode()
+
+    page = admin_client.get(f"/admin/kitsu_sync/mediaserver/{server.pk}/change/")
+    kept = admin_client.post(
+        f"/admin/kitsu_sync/mediaserver/{server.pk}/change/", {**form, "api_key": ""}
+    )
+
+    assert MEDIA_SERVER_KEY not in page.content.decode()
+    assert kept.status_code == 302
+    server.refresh_from_db()
+    assert server.api_key == MEDIA_SERVER_KEY
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT api_key FROM {MediaServer._meta.db_table}")  # noqa: S608
+        [(stored,)] = cursor.fetchall()
+    assert MEDIA_SERVER_KEY not in stored  # encrypted at rest
+
+
+def test_overrides_and_the_datasets_state_are_in_the_admin(
+    admin_client: Any, make_user: Any
+) -> None:
+    MediaOverride.objects.create(
+        user=make_user("alice"), site="tvdb", external_id="267440", season=3, kitsu_id=41982
+    )
+    MappingDataset.objects.create(source="fribb", records=40000, last_error="HTTP 404")
+
+    overrides = admin_client.get("/admin/kitsu_sync/mediaoverride/").content.decode()
+    datasets = admin_client.get("/admin/kitsu_sync/mappingdataset/").content.decode()
+
+    assert "267440" in overrides
+    assert "41982" in overrides
+    assert "40000" in datasets
+    assert "HTTP 404" in datasets
+    assert admin_client.get("/admin/kitsu_sync/mappingdataset/add/").status_code == 403

@@ -17,6 +17,7 @@ from kitsu_sync.models import (
     KitsuSyncState,
     KitsuToken,
     LibraryEntry,
+    MappingDataset,
     SyncOutcome,
     SyncRun,
     SyncStatus,
@@ -94,6 +95,33 @@ def test_sync_tasks_are_acknowledged_late_and_time_limited() -> None:
         "task": "kitsu_sync.tasks.dispatch_due_syncs",
         "schedule": settings.KITSU_SYNC_DISPATCH_EVERY,
     }
+
+
+def test_beat_looks_for_due_mapping_datasets_every_hour() -> None:
+    task = tasks.update_mapping_datasets
+    assert task.acks_late
+    assert task.soft_time_limit < task.time_limit
+    assert settings.CELERY_BEAT_SCHEDULE["kitsu-update-mapping-datasets"] == {
+        "task": "kitsu_sync.tasks.update_mapping_datasets",
+        "schedule": timedelta(hours=1),
+    }
+
+
+@pytest.mark.django_db
+def test_the_mapping_task_downloads_what_is_due_and_records_a_failure(
+    settings: Any, refused_url: str
+) -> None:
+    settings.MAPPING_ANIME_LISTS_URL = f"{refused_url}/anime-list-master.xml"
+    settings.MAPPING_FRIBB_URL = f"{refused_url}/anime-list-full.json"
+
+    assert tasks.update_mapping_datasets.apply().get() == 0
+
+    failures = dict(MappingDataset.objects.values_list("source", "last_error"))
+    assert set(failures) == {"anime-lists", "fribb"}
+    assert all("could not be downloaded" in reason for reason in failures.values())
+    # Tried just now: the next hourly look leaves them alone until MAPPING_RETRY_AFTER.
+    assert tasks.update_mapping_datasets.apply().get() == 0
+    assert MappingDataset.objects.filter(last_attempt_at__isnull=False).count() == 2
 
 
 @pytest.mark.slow

@@ -399,6 +399,12 @@ class KitsuClient:
 
     def lookup_external(self, external_site: str, external_id: int | str) -> Resource | None:
         """The Kitsu anime mapped to an id on another site (e.g. myanimelist/anime 21)."""
+        found = self.mapped_anime(external_site, external_id)
+        return found[0] if found else None
+
+    def mapped_anime(self, external_site: str, external_id: int | str) -> list[Resource]:
+        """Every Kitsu anime mapped to an id on another site (a TheTVDB series may map to
+        each of its seasons' anime), in Kitsu's order (docs/kitsu-api.md §3.3)."""
         if not external_site or not str(external_id):
             raise KitsuUsageError("Both the external site and the external id are needed.")
         params = {
@@ -407,12 +413,13 @@ class KitsuClient:
             "include": "item",
             "page[limit]": MAX_PAGE_LIMIT,
         }
+        found: dict[str, Resource] = {}
         for mapping in self._collection(self.get_document("mappings", params=params)):
             item = mapping.related("item")
             # `item` is polymorphic: the same site id can also map to manga or people.
             if isinstance(item, Resource) and item.type == "anime":
-                return item
-        return None
+                found.setdefault(item.id, item)
+        return list(found.values())
 
     # --- users and library ------------------------------------------------------------------
 

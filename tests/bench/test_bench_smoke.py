@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from bench import export, fleet, import_library, incremental, latency
+from bench import export, fleet, import_library, incremental, latency, mapping_datasets
 from bench.harness import library_size_for, running_sandbox
 from kitsu_sync.models import LibraryEntry
 from kitsu_sync.sandbox import SandboxConfig
+from tests.celery_worker import current_database_url
 
 # Measurement processes and workers read what this process wrote: no test transaction. The
 # benchmarks aim the process-wide Kitsu client at their own sandboxes: a fresh one each time.
@@ -105,3 +106,21 @@ def test_the_fleet_benchmark_syncs_every_user_through_the_shared_limiter(
     assert result["average_rate"] > 0
     assert result["elapsed_over_ideal"] > 0
     assert f"{rate:g}/s" in fleet.report({"rates": [result]})
+
+
+def test_the_mapping_datasets_benchmark_loads_both_files_and_resolves_from_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The loading child process uses this test's database.
+    monkeypatch.setenv("DATABASE_URL", current_database_url())
+
+    results = mapping_datasets.run(anime_lists=300, fribb=600, resolutions=20)
+
+    assert results["records"] == 900
+    assert results["load"]["peak_rss_mb"] > 0
+    assert "anime-lists: loaded 300 records" in results["load"]["output"]
+    assert "unchanged" in results["unchanged_reload"]["output"]
+    resolution = results["resolution"]
+    assert resolution["matched"] == 20
+    assert resolution["queries_per_resolution"] <= 3
+    assert "| 300 | 600 |" in mapping_datasets.report(results)

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from kitsu_sync.encryption import decrypt_token
-from kitsu_sync.models import KitsuToken
+from kitsu_sync.models import KitsuToken, MediaServer
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +54,17 @@ def test_rotation_marks_links_no_key_can_read(make_user, kitsu, sync_requests, s
         call_command("kitsu_rotate_token_key", stdout=io.StringIO())
 
     assert KitsuToken.objects.filter(user=user, needs_relink=True).exists()
+
+
+def test_rotating_the_key_re_encrypts_media_server_api_keys_too(settings):
+    MediaServer.objects.create(kind="plex", name="Home", url="http://plex:32400", api_key="p-token")
+    old_key = settings.KITSU_TOKEN_KEY
+    new_key = Fernet.generate_key().decode()
+    settings.KITSU_TOKEN_KEY = f"{new_key},{old_key}"
+
+    out = io.StringIO()
+    call_command("kitsu_rotate_token_key", stdout=out)
+
+    assert "Re-encrypted the API keys of 1 media server(s)." in out.getvalue()
+    settings.KITSU_TOKEN_KEY = new_key
+    assert MediaServer.objects.get().api_key == "p-token"

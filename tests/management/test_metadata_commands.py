@@ -63,6 +63,7 @@ def test_season_lists_only_that_seasons_anime(kitsu):
         assert anime["start_date"] is not None
 
 
+@pytest.mark.django_db
 def test_lookup_finds_the_kitsu_anime_for_a_mal_id(kitsu):
     anime = run_json("kitsu_anime", "1")
     if anime["mal_id"] is None:
@@ -72,6 +73,7 @@ def test_lookup_finds_the_kitsu_anime_for_a_mal_id(kitsu):
     assert run_json("kitsu_lookup", "mal", str(anime["mal_id"]))["kitsu_id"] == 1
 
 
+@pytest.mark.django_db
 def test_lookup_of_an_unmapped_id_fails_clearly(kitsu):
     with pytest.raises(CommandError, match="no anime mapped"):
         run("kitsu_lookup", "anidb", "999999999")

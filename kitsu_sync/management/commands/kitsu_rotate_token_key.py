@@ -1,4 +1,5 @@
-"""Re-encrypt every stored Kitsu token with the first key of KITSU_TOKEN_KEY.
+"""Re-encrypt every stored Kitsu token (and media server API key) with the first key of
+KITSU_TOKEN_KEY.
 
 Rotation: put the new key first (`KITSU_TOKEN_KEY=new,old`), run this, then drop the old key.
 """
@@ -11,12 +12,15 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from kitsu_sync.encryption import TokenDecryptionError
-from kitsu_sync.models import KitsuToken
+from kitsu_sync.models import KitsuToken, MediaServer
 from kitsu_sync.services.tokens import RELINK_UNREADABLE, mark_needs_relink
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt all stored Kitsu tokens with the first key in KITSU_TOKEN_KEY."
+    help = (
+        "Re-encrypt all stored Kitsu tokens and media server API keys with the first key in "
+        "KITSU_TOKEN_KEY."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         rotated = unreadable = 0
@@ -36,8 +40,31 @@ class Command(BaseCommand):
                 continue
             rotated += 1
         self.stdout.write(f"Re-encrypted the tokens of {rotated} Kitsu link(s).")
+        servers, lost = self._rotate_media_server_keys()
+        if servers or lost:
+            self.stdout.write(f"Re-encrypted the API keys of {servers} media server(s).")
+        if lost:
+            raise CommandError(
+                f"{lost} media server API key(s) could not be decrypted with any key in "
+                "KITSU_TOKEN_KEY: enter them again in the admin."
+            )
         if unreadable:
             raise CommandError(
                 f"{unreadable} link(s) could not be decrypted with any key in KITSU_TOKEN_KEY; "
                 "they are marked for re-link (their users must link Kitsu again)."
             )
+
+    def _rotate_media_server_keys(self) -> tuple[int, int]:
+        """(re-encrypted, unreadable) media server API keys."""
+        rotated = lost = 0
+        for pk in MediaServer.objects.values_list("pk", flat=True).order_by("pk"):
+            try:
+                server = MediaServer.objects.get(pk=pk)
+                server.save(update_fields=["api_key"])
+            except MediaServer.DoesNotExist:
+                continue
+            except TokenDecryptionError:
+                lost += 1
+                continue
+            rotated += 1
+        return rotated, lost
