@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 
@@ -165,6 +166,8 @@ class LibraryEntry(models.Model):
     synced_values = models.JSONField(null=True, blank=True)
     # When a Revenge-side change was last made (the merge's "newer change wins" rule).
     local_updated_at = models.DateTimeField(null=True, blank=True)
+    # When Kitsu last took a write of this entry from Revenge.
+    pushed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -401,3 +404,165 @@ class MediaServer(models.Model):
 
     def __repr__(self) -> str:
         return f"<MediaServer {self.kind} {self.url}>"
+
+
+# --- what Revenge sends to Kitsu, and who may tell it -------------------------------------------
+
+
+class ApiKey(models.Model):
+    """A key a script or a media server uses to act for its user, stored only as a hash.
+
+    The key is `rvk_<prefix>_<secret>`: `prefix` finds the row, the SHA-256 of the whole key
+    proves it (a random 32-byte secret needs no slow password hash; docs/api.md)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed = models.CharField(max_length=64)
+    # The media-server user names this key may act for (empty: any user of that server).
+    server_users = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} (rvk_{self.prefix}_…)"
+
+
+class OutboxAction(models.TextChoices):
+    WRITE = "write", "Send the entry"
+    DELETE = "delete", "Delete the entry on Kitsu"
+
+
+class KitsuOutbox(models.Model):
+    """A change bound for Kitsu, written in the transaction that made it: nothing is lost when
+    Kitsu, Redis or the worker is down; a task drains the rows, with retries and backoff.
+
+    One row per user and anime: later changes to the same entry ride on the row already there
+    (the write sends the entry as it is then)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_outbox"
+    )
+    anime = models.ForeignKey(Anime, on_delete=models.CASCADE, related_name="+")
+    entry = models.ForeignKey(
+        LibraryEntry, on_delete=models.SET_NULL, null=True, blank=True, related_name="outbox"
+    )
+    action = models.CharField(max_length=10, choices=OutboxAction.choices)
+    # For a delete: the Kitsu entry to delete (the local entry is gone).
+    kitsu_entry_id = models.BigIntegerField(null=True, blank=True)
+    queued_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    # Kitsu refused it for good (422): kept, with why, until the user retries or changes it.
+    failed = models.BooleanField(default=False)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "change bound for Kitsu"
+        verbose_name_plural = "changes bound for Kitsu"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "anime"], name="one_outbox_row_per_entry")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.anime} for {self.user}"
+
+
+class WatchReport(models.Model):
+    """An episode a media server (or a script) said a user watched, as counted: the same
+    episode reported again soon after (stop and mark-played, a retry, a second server) is
+    recognised by it and counts once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_watch_reports"
+    )
+    anime = models.ForeignKey(Anime, on_delete=models.CASCADE, related_name="+")
+    episode = models.PositiveIntegerField()
+    source = models.CharField(max_length=20)  # api, jellyfin, plex, emby
+    reported_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "anime", "episode", "-reported_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} watched episode {self.episode} of {self.anime}"
+
+
+class IdempotentRequest(models.Model):
+    """The answer given to a request sent with an Idempotency-Key, given again to a retry."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    status = models.PositiveSmallIntegerField()
+    body = models.JSONField(encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="one_answer_per_idempotency_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.key}"
+
+
+class UnmatchedStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for a match"
+    MATCHED = "matched", "Matched"
+    IGNORED = "ignored", "Ignored"
+
+
+class UnmatchedItem(models.Model):
+    """A show (one season of it) a media server reported watching that no source resolved:
+    kept with what the server sent until the user matches it to a Kitsu anime or ignores it;
+    the episodes waiting are replayed then."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_unmatched"
+    )
+    source = models.CharField(max_length=20)  # jellyfin, plex, emby, api
+    # The id the show is remembered by (the override a match creates uses it).
+    site = models.CharField(max_length=20)
+    external_id = models.CharField(max_length=200)
+    season = models.PositiveIntegerField(null=True, blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    # What the server sent, for the person deciding: ids, names, numbers.
+    details = models.JSONField(default=dict)
+    reason = models.TextField(blank=True)
+    candidates = models.JSONField(default=list, blank=True)
+    # [{"episode": n, "at": iso}, ...]: the episodes reported while unmatched, to replay.
+    episodes = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=10, choices=UnmatchedStatus.choices, default=UnmatchedStatus.WAITING
+    )
+    # Set when a passing failure (Kitsu or the media server down) left it unmatched: it is
+    # tried again then, without anyone's help.
+    retry_after = models.DateTimeField(null=True, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    reports = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "site", "external_id", "season"],
+                condition=Q(season__isnull=False),
+                name="one_unmatched_item_per_season",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "site", "external_id"],
+                condition=Q(season__isnull=True),
+                name="one_unmatched_item_per_show",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "status", "-last_seen"])]
+
+    def __str__(self) -> str:
+        season = f" season {self.season}" if self.season is not None else ""
+        return f"{self.title or self.external_id}{season} ({self.get_status_display()})"

@@ -53,6 +53,7 @@ ENTRY_UPDATE_FIELDS: tuple[str, ...] = (
     "kitsu_updated_at",
     "progressed_at",
     "synced_values",
+    "pushed_at",
     "updated_at",
 )
 
@@ -157,6 +158,8 @@ class LocalState:
 
     anime: Mapping[int, Mapping[str, Any]]
     entries: Mapping[int, LocalEntry]
+    # Anime whose entry was removed in Revenge, the removal still on its way to Kitsu.
+    removing: frozenset[int] = frozenset()
 
 
 # --- the plans ------------------------------------------------------------------------------
@@ -417,8 +420,9 @@ def plan_page(remote: RemotePage, local: LocalState, *, direction: str, now: dat
         stored = local.entries.get(anime_kitsu_id)
         if stored is not None:
             _merge_stored(draft, values, stored, anime, direction=direction, now=now)
-        elif direction == SyncDirection.EXPORT_ONLY:
-            draft.unchanged += 1  # export only never brings Kitsu's entries over
+        elif direction == SyncDirection.EXPORT_ONLY or anime_kitsu_id in local.removing:
+            # Export only never brings Kitsu's entries over; a removal on its way is not undone.
+            draft.unchanged += 1
         else:
             draft.creates.append(EntryCreate(anime_kitsu_id, anime["title"], _new_entry(values)))
     return PagePlan(
@@ -620,6 +624,7 @@ def plan_written(
     row.update(
         kitsu_entry_id=answer["kitsu_entry_id"],
         kitsu_updated_at=answer["kitsu_updated_at"],
+        pushed_at=now,
         updated_at=now,
     )
     return EntryUpdate(row, push.anime_kitsu_id, push.title, {})

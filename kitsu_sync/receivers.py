@@ -3,6 +3,7 @@ service, and the services' requests for queued work -> Celery tasks."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from allauth.account.signals import user_signed_up
@@ -20,7 +21,9 @@ from django.http import HttpRequest
 from kitsu_sync import tasks
 from kitsu_sync.models import KITSU_PROVIDER_ID, KitsuToken
 from kitsu_sync.services.linking import record_link
-from kitsu_sync.signals import entry_changed_locally, sync_requested
+from kitsu_sync.signals import outbox_ready, sync_requested
+
+logger = logging.getLogger(__name__)
 
 
 def _is_kitsu(sociallogin: SocialLogin | None) -> bool:
@@ -83,6 +86,11 @@ def queue_sync(sender: Any, *, user_id: int, trigger: str, full: bool, **kwargs:
     tasks.sync_library.delay(user_id, trigger, full)
 
 
-@receiver(entry_changed_locally, dispatch_uid="kitsu_queue_push")
-def queue_push(sender: Any, *, entry_id: int, **kwargs: Any) -> None:
-    tasks.push_library_entry.delay(entry_id)
+@receiver(outbox_ready, dispatch_uid="kitsu_deliver_outbox")
+def deliver_outbox(sender: Any, *, user_id: int, **kwargs: Any) -> None:
+    try:
+        tasks.deliver_outbox.delay(user_id)
+    except Exception:
+        # The broker is down: the changes wait in the outbox, and beat delivers them once it
+        # is back. The change the person made is saved either way.
+        logger.warning("Could not queue the delivery of user %s's changes", user_id, exc_info=True)

@@ -9,5 +9,6 @@ from django.dispatch import Signal
 # transaction that asked for it commits; a receiver's error (the broker down) propagates.
 sync_requested = Signal()
 
-# An entry changed in Revenge should reach Kitsu soon: entry_id. Sent after the commit.
-entry_changed_locally = Signal()
+# Changes of this user wait in the outbox for Kitsu: user_id. Sent after the commit that
+# queued them; a receiver's error (the broker down) is logged, and beat delivers them later.
+outbox_ready = Signal()

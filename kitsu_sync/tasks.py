@@ -16,11 +16,14 @@ from django.db import InterfaceError, OperationalError
 
 from kitsu_sync import health
 from kitsu_sync.models import SyncOutcome
-from kitsu_sync.services import mapping_data, schedule, sync
+from kitsu_sync.services import mapping_data, outbox, schedule, scrobble, sync
 
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 30 * 60
 MAX_RETRIES = 5
+# A delivery that meets a running sync looks again every few seconds for about a minute;
+# beat's drain_outbox takes over after that.
+DELIVERY_RETRIES = 30
 # A sync whose pool process died (OOM killer, SIGKILL) is sent again after this long: by then
 # the claim the dead process held has lapsed.
 WORKER_LOST_RETRY_SECONDS = sync.CLAIM_TTL.total_seconds() + 60
@@ -60,15 +63,25 @@ def sync_library(self: Task, user_id: int, trigger: str, full: bool = False) -> 
         raise self.retry(countdown=countdown)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES, soft_time_limit=60, time_limit=90)
-def push_library_entry(self: Task, entry_id: int) -> None:
+@shared_task(
+    bind=True, acks_late=True, max_retries=DELIVERY_RETRIES, soft_time_limit=120, time_limit=150
+)
+def deliver_outbox(self: Task, user_id: int) -> None:
     try:
-        sync.push_library_entry(entry_id=entry_id)
-    except Exception as exc:
-        # SyncBusy, a Kitsu outage, a refresh held by another worker: each says if it passes.
-        if not getattr(exc, "retryable", False):
-            raise
-        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+        outbox.deliver(user_id=user_id)
+    except outbox.OutboxBusy as exc:
+        # A sync or another delivery holds the user's claim: it sends these changes unless
+        # they arrived after it listed them, so look again shortly.
+        raise self.retry(exc=exc, countdown=random.uniform(1, 3)) from exc  # noqa: S311
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def drain_outbox() -> int:
+    """Deliver the changes whose own request was lost (the broker was down, say)."""
+    users = outbox.users_with_due_changes()
+    for user_id in users:
+        deliver_outbox.delay(user_id)
+    return len(users)
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
@@ -83,3 +96,9 @@ def dispatch_due_syncs() -> int:
 def update_mapping_datasets() -> int:
     """Download the mapping datasets that are due (beat asks every hour)."""
     return sum(result.records for result in mapping_data.update_due_datasets())
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def retry_unmatched() -> int:
+    """Unmatched items that Kitsu or the media server could not be asked about, tried again."""
+    return scrobble.retry_due_unmatched()

@@ -213,6 +213,12 @@ if not 1 <= KITSU_PAGES_IN_FLIGHT <= 8:
 KITSU_SYNC_ENABLED = env.bool("KITSU_SYNC_ENABLED", default=True)
 KITSU_SYNC_INTERVAL = parse_interval(env.str("KITSU_SYNC_INTERVAL", default="24h"))
 KITSU_SYNC_DIRECTION = choice("KITSU_SYNC_DIRECTION", tuple(SyncDirection), "import_only")
+# Scrobbling: playback stopped at this percent (or more) counts as watched; the same episode
+# reported again within the window (a stop and a mark-played, two servers) counts once.
+KITSU_SCROBBLE_THRESHOLD = env.float("KITSU_SCROBBLE_THRESHOLD", default=85.0)
+if not 1 <= KITSU_SCROBBLE_THRESHOLD <= 100:
+    raise ImproperlyConfigured("KITSU_SCROBBLE_THRESHOLD must be a percentage from 1 to 100.")
+KITSU_SCROBBLE_REPEAT_WINDOW = parse_interval(env.str("KITSU_SCROBBLE_REPEAT_WINDOW", default="6h"))
 
 # --- Linking ----------------------------------------------------------------------------------
 
@@ -288,9 +294,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "kitsu_sync.tasks.dispatch_due_syncs",
         "schedule": KITSU_SYNC_DISPATCH_EVERY,
     },
+    # Changes for Kitsu whose own delivery request was lost (the broker was down).
+    "kitsu-drain-outbox": {
+        "task": "kitsu_sync.tasks.drain_outbox",
+        "schedule": timedelta(minutes=1),
+    },
     # Looks every hour; downloads only the datasets that are due (weekly by default).
     "kitsu-update-mapping-datasets": {
         "task": "kitsu_sync.tasks.update_mapping_datasets",
         "schedule": timedelta(hours=1),
+    },
+    # Scrobbles left unmatched because Kitsu or the media server did not answer, asked again.
+    "kitsu-retry-unmatched": {
+        "task": "kitsu_sync.tasks.retry_unmatched",
+        "schedule": timedelta(minutes=5),
     },
 }

@@ -88,7 +88,7 @@ def test_retry_delays_back_off_with_jitter_below_the_visibility_timeout() -> Non
 
 
 def test_sync_tasks_are_acknowledged_late_and_time_limited() -> None:
-    for task in (tasks.sync_library, tasks.push_library_entry, tasks.dispatch_due_syncs):
+    for task in (tasks.sync_library, tasks.deliver_outbox, tasks.dispatch_due_syncs):
         assert task.acks_late
         assert task.soft_time_limit < task.time_limit
     assert settings.CELERY_BEAT_SCHEDULE["kitsu-dispatch-due-syncs"] == {

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from kitsu_sync.db import bulk_write
 from kitsu_sync.mapping import ANIME_FIELDS
-from kitsu_sync.models import Anime, LibraryEntry
+from kitsu_sync.models import Anime, KitsuOutbox, LibraryEntry, OutboxAction
 from kitsu_sync.plan import (
     ENTRY_UPDATE_FIELDS,
     EntryUpdate,
@@ -62,8 +62,13 @@ def load_local(*, user_id: int, remote: RemotePage, for_update: bool) -> LocalSt
     entries = LibraryEntry.objects.filter(user_id=user_id, anime__kitsu_id__in=wanted)
     if for_update:
         entries = entries.select_for_update(of=("self",))
+    removing = KitsuOutbox.objects.filter(
+        user_id=user_id, action=OutboxAction.DELETE, anime__kitsu_id__in=wanted
+    ).values_list("anime__kitsu_id", flat=True)
     return LocalState(
-        anime=anime, entries={entry.anime_kitsu_id: entry for entry in _local_entries(entries)}
+        anime=anime,
+        entries={entry.anime_kitsu_id: entry for entry in _local_entries(entries)},
+        removing=frozenset(removing),
     )
 
 
@@ -211,3 +216,12 @@ def store_written(written: Sequence[tuple[Push, dict[str, Any]]], *, direction: 
             if push.entry_pk in current  # else removed from Revenge meanwhile
         ]
         _write_rows(updates, ENTRY_UPDATE_FIELDS)
+        # Kitsu has these entries as Revenge does: their queued writes are done, unless the
+        # entry changed again while it was sent (that change still waits).
+        sent = [
+            push.entry_pk
+            for push, _ in written
+            if push.entry_pk in current
+            and current[push.entry_pk]["local_updated_at"] == push.local_updated_at
+        ]
+        KitsuOutbox.objects.filter(entry_id__in=sent, action=OutboxAction.WRITE).delete()

@@ -472,7 +472,7 @@ def _absolute_walk(attempt: _Attempt, provider: str, series_id: int) -> Resoluti
 _WORDS = re.compile(r"[^0-9a-z]+")
 
 
-def _normalised(title: str) -> str:
+def normalised_title(title: str) -> str:
     text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
     return " ".join(_WORDS.split(text)).strip()
 
@@ -484,7 +484,7 @@ def _by_title(attempt: _Attempt, title: str) -> Resolution:
             f"A title search cannot tell which of {title!r}'s anime season {attempt.season} is; "
             "choose the Kitsu anime yourself."
         )
-    wanted = _normalised(title)
+    wanted = normalised_title(title)
     try:
         results = get_kitsu_client().search_anime(title, limit=20)
     except KitsuError as exc:
@@ -496,7 +496,7 @@ def _by_title(attempt: _Attempt, title: str) -> Resolution:
         fields = anime_fields(resource)
         titles = {fields["title"], fields["title_en"], fields["title_native"]}
         titles |= {t for t in (resource.attr("titles") or {}).values() if isinstance(t, str)}
-        if wanted in {_normalised(t) for t in titles if t} and _within(
+        if wanted in {normalised_title(t) for t in titles if t} and _within(
             fields["episode_count"], attempt.episode
         ):
             fitting.append(fields)
@@ -558,7 +558,7 @@ def _user_choice(
     """The user's override for this show (a show with no id is remembered by its title)."""
     override_keys = dict(keys)
     if title and not keys:
-        override_keys["title"] = _normalised(title)
+        override_keys["title"] = normalised_title(title)
     override = _override(user_id, override_keys, season)
     return None if override is None else _apply_override(override, episode)
 

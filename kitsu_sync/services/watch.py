@@ -1,8 +1,8 @@
 """Watch progress reported by the media server: "user U watched episode N of anime A".
 
 The local entry is updated at once (watching, completed, dates, a rewatch when a completed
-show is started again); Kitsu hears about it from the next sync, or right away when the sync
-direction sends Revenge's changes to Kitsu.
+show is started again), and when the sync direction sends Revenge's changes to Kitsu, the
+change is queued in the outbox in the same transaction (services/outbox.py).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from kitsu_sync.mapping import RECONSUME_COUNT_MAX
-from kitsu_sync.merge import SyncDirection
-from kitsu_sync.models import Anime, KitsuToken, LibraryEntry, WatchStatus
+from kitsu_sync.models import Anime, LibraryEntry, WatchReport, WatchStatus
+from kitsu_sync.services import outbox
 from kitsu_sync.services.metadata import anime_details
-from kitsu_sync.signals import entry_changed_locally
 
 
 @dataclass(frozen=True)
@@ -92,11 +91,26 @@ def _anime(anime_kitsu_id: int) -> Anime:
     return anime
 
 
-def record_watch_progress(*, user_id: int, anime_kitsu_id: int, episode: int) -> LibraryEntry:
-    """Record that the user watched `episode` (1-based) of the anime, and return the entry.
+@dataclass(frozen=True)
+class Watched:
+    """What recording a watched episode did."""
 
-    Raises ValueError for an episode below 1, and a KitsuError when the anime is unknown here
-    and Kitsu cannot be asked about it.
+    entry: LibraryEntry
+    changed: bool  # the entry moved (progress, status, a rewatch)
+    repeated: bool  # the same episode was reported moments ago: counted once, not again
+    queued: bool  # the change waits in the outbox for Kitsu
+
+
+def record_watch_progress(
+    *, user_id: int, anime_kitsu_id: int, episode: int, source: str = "api"
+) -> Watched:
+    """Record that the user watched `episode` (1-based) of the anime.
+
+    The same episode reported again within KITSU_SCROBBLE_REPEAT_WINDOW (a stop and a
+    mark-played, a server's retry, a second server) counts once. A change is queued for
+    Kitsu in the same transaction when the direction sends changes there. Raises ValueError
+    for an episode below 1, and a KitsuError when the anime is unknown here and Kitsu cannot
+    be asked about it.
     """
     if isinstance(episode, bool) or not isinstance(episode, int) or episode < 1:
         raise ValueError(f"An episode number is a whole number from 1, not {episode!r}.")
@@ -108,7 +122,19 @@ def record_watch_progress(*, user_id: int, anime_kitsu_id: int, episode: int) ->
             anime=anime,
             defaults={"status": WatchStatus.PLAN_TO_WATCH, "progress": 0},
         )
+        # The entry's lock orders reports of the same entry: the second sees the first.
         entry = LibraryEntry.objects.select_for_update().get(user_id=user_id, anime=anime)
+        repeated = WatchReport.objects.filter(
+            user_id=user_id,
+            anime=anime,
+            episode=episode,
+            reported_at__gt=now - settings.KITSU_SCROBBLE_REPEAT_WINDOW,
+        ).exists()
+        if repeated:
+            return Watched(entry, changed=False, repeated=True, queued=False)
+        WatchReport.objects.create(
+            user_id=user_id, anime=anime, episode=episode, source=source, reported_at=now
+        )
         before = WatchedEntry(
             status=entry.status,
             progress=entry.progress,
@@ -119,23 +145,14 @@ def record_watch_progress(*, user_id: int, anime_kitsu_id: int, episode: int) ->
         )
         after = after_watching(before, episode=episode, episode_count=anime.episode_count, now=now)
         if after == before:
-            return entry
+            return Watched(entry, changed=False, repeated=False, queued=False)
         for name, value in vars(after).items():
             setattr(entry, name, value)
         if (after.status, after.progress) != (before.status, before.progress):
             entry.progressed_at = now
         entry.local_updated_at = now
         entry.save()
-        if _sends_at_once(user_id):
-            transaction.on_commit(
-                lambda: entry_changed_locally.send(sender=LibraryEntry, entry_id=entry.pk)
-            )
-    return entry
-
-
-def _sends_at_once(user_id: int) -> bool:
-    return (
-        settings.KITSU_SYNC_ENABLED
-        and settings.KITSU_SYNC_DIRECTION != SyncDirection.IMPORT_ONLY
-        and KitsuToken.objects.filter(user_id=user_id, needs_relink=False).exists()
-    )
+        queued = outbox.sends_to_kitsu(user_id)
+        if queued:
+            outbox.queue_write(entry)
+    return Watched(entry, changed=True, repeated=False, queued=queued)

@@ -180,7 +180,7 @@ def test_an_entry_only_in_revenge_is_created_on_kitsu(kitsu: Any, imported: Any)
     anime_id = next(a.id for a in kitsu.store.anime[:200] if a.id not in on_kitsu and not a.nsfw)
     from kitsu_sync.services.watch import record_watch_progress
 
-    entry = record_watch_progress(user_id=imported.pk, anime_kitsu_id=anime_id, episode=1)
+    entry = record_watch_progress(user_id=imported.pk, anime_kitsu_id=anime_id, episode=1).entry
 
     run = run_sync(user_id=imported.pk, trigger=SyncTrigger.MANUAL)
 

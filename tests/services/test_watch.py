@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from kitsu_sync.models import Anime, KitsuSyncState, LibraryEntry
-from kitsu_sync.services.sync import CLAIM_TTL, SyncBusy, push_library_entry
+from kitsu_sync.models import Anime, KitsuOutbox, KitsuSyncState, LibraryEntry
+from kitsu_sync.services import outbox
+from kitsu_sync.services.sync import CLAIM_TTL
 from kitsu_sync.services.watch import WatchedEntry, after_watching, record_watch_progress
 
 NOW = datetime(2025, 3, 1, 20, 0, tzinfo=UTC)
@@ -92,11 +93,10 @@ def test_watching_an_episode_updates_the_entry(
 
 
 @pytest.fixture
-def push_tasks(monkeypatch: Any) -> list[tuple[Any, ...]]:
+def deliveries(monkeypatch: Any) -> list[tuple[Any, ...]]:
+    """Deliveries of the outbox asked of the broker (the tasks themselves are not run)."""
     sent: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(
-        "kitsu_sync.tasks.push_library_entry.delay", lambda *args: sent.append(args)
-    )
+    monkeypatch.setattr("kitsu_sync.tasks.deliver_outbox.delay", lambda *args: sent.append(args))
     return sent
 
 
@@ -111,14 +111,15 @@ def unwatched_anime(sandbox: Any) -> int:
 
 @pytest.mark.django_db
 def test_a_first_episode_of_an_unknown_title_creates_the_entry_with_its_details(
-    kitsu: Any, imported: Any, push_tasks: list[Any], django_capture_on_commit_callbacks: Any
+    kitsu: Any, imported: Any, deliveries: list[Any], django_capture_on_commit_callbacks: Any
 ) -> None:
     anime_id = unwatched_anime(kitsu)
     record = kitsu.store.anime_by_id(anime_id)
 
     with django_capture_on_commit_callbacks(execute=True):
-        entry = record_watch_progress(user_id=imported.pk, anime_kitsu_id=anime_id, episode=1)
+        watched = record_watch_progress(user_id=imported.pk, anime_kitsu_id=anime_id, episode=1)
 
+    entry = watched.entry
     entry.refresh_from_db()
     assert (entry.status, entry.progress, entry.kitsu_entry_id) == ("watching", 1, None)
     assert entry.started_at is not None
@@ -126,16 +127,18 @@ def test_a_first_episode_of_an_unknown_title_creates_the_entry_with_its_details(
     anime = Anime.objects.get(kitsu_id=anime_id)
     assert anime.title == record.canonical_title
     assert anime.episode_count == record.episode_count
-    # Import only (the default): Kitsu hears about it from a later sync, not right away.
-    assert push_tasks == []
+    # Import only (the default): kept in Revenge, nothing queued for Kitsu.
+    assert (watched.changed, watched.queued) == (True, False)
+    assert deliveries == []
+    assert not KitsuOutbox.objects.exists()
 
 
 @pytest.mark.django_db
-def test_watching_is_pushed_at_once_when_the_direction_sends_to_kitsu(
+def test_watching_is_queued_for_kitsu_and_delivered_at_once_when_the_direction_sends_there(
     kitsu: Any,
     imported: Any,
     settings: Any,
-    push_tasks: list[Any],
+    deliveries: list[Any],
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     settings.KITSU_SYNC_DIRECTION = "two_way"
@@ -148,22 +151,26 @@ def test_watching_is_pushed_at_once_when_the_direction_sends_to_kitsu(
     )
 
     with django_capture_on_commit_callbacks(execute=True):
-        record_watch_progress(
+        watched = record_watch_progress(
             user_id=imported.pk, anime_kitsu_id=entry.anime.kitsu_id, episode=entry.progress + 1
         )
 
-    assert push_tasks == [(entry.pk,)]
-    assert push_library_entry(entry_id=entry.pk)
+    assert watched.queued
+    assert deliveries == [(imported.pk,)]
+    assert KitsuOutbox.objects.filter(entry=entry).exists()
+    assert outbox.deliver(user_id=imported.pk).sent == 1
     assert kitsu.store.entry_by_id(entry.kitsu_entry_id).progress == entry.progress + 1
     entry.refresh_from_db()
     assert entry.synced_values["progress"] == entry.progress
-    # Nothing left to send.
-    assert not push_library_entry(entry_id=entry.pk)
+    assert entry.pushed_at is not None
+    # Nothing left to send: the row left the outbox with Kitsu's answer.
+    assert not KitsuOutbox.objects.exists()
+    assert outbox.deliver(user_id=imported.pk).sent == 0
 
 
 @pytest.mark.django_db
 def test_an_episode_watched_twice_changes_nothing_and_sends_nothing(
-    imported: Any, settings: Any, push_tasks: list[Any], django_capture_on_commit_callbacks: Any
+    imported: Any, settings: Any, deliveries: list[Any], django_capture_on_commit_callbacks: Any
 ) -> None:
     settings.KITSU_SYNC_DIRECTION = "two_way"
     entry = LibraryEntry.objects.filter(user=imported, status="watching", progress__gte=2).first()
@@ -173,31 +180,67 @@ def test_an_episode_watched_twice_changes_nothing_and_sends_nothing(
             user_id=imported.pk, anime_kitsu_id=entry.anime.kitsu_id, episode=1
         )
 
-    assert same.updated_at == entry.updated_at
-    assert same.local_updated_at is None
-    assert push_tasks == []
+    assert not same.changed
+    assert same.entry.updated_at == entry.updated_at
+    assert same.entry.local_updated_at is None
+    assert deliveries == []
 
 
 @pytest.mark.django_db
-def test_a_push_waits_while_a_sync_holds_the_users_claim(
+def test_the_same_episode_reported_again_soon_counts_once(
+    imported: Any, settings: Any, deliveries: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    # A completed show: a second report of its last-but-one episode (another server, a
+    # retry) must not start a rewatch.
+    entry = (
+        LibraryEntry.objects.filter(user=imported, status="watching", anime__episode_count__gte=3)
+        .select_related("anime")
+        .first()
+    )
+    last = entry.anime.episode_count
+    first = record_watch_progress(
+        user_id=imported.pk, anime_kitsu_id=entry.anime.kitsu_id, episode=last - 1
+    )
+    record_watch_progress(user_id=imported.pk, anime_kitsu_id=entry.anime.kitsu_id, episode=last)
+
+    again = record_watch_progress(
+        user_id=imported.pk, anime_kitsu_id=entry.anime.kitsu_id, episode=last - 1
+    )
+
+    assert first.changed
+    assert again.repeated
+    assert not again.changed
+    entry.refresh_from_db()
+    assert (entry.status, entry.rewatching) == ("completed", False)
+
+
+@pytest.mark.django_db
+def test_a_delivery_waits_while_a_sync_holds_the_users_claim(
     kitsu: Any, imported: Any, settings: Any
 ) -> None:
     settings.KITSU_SYNC_DIRECTION = "two_way"
-    entry = LibraryEntry.objects.filter(user=imported, status="watching").first()
+    entry = (
+        LibraryEntry.objects.filter(user=imported, status="watching")
+        .select_related("anime")
+        .first()
+    )
+    record_watch_progress(user_id=imported.pk, anime_kitsu_id=entry.anime.kitsu_id, episode=40)
     KitsuSyncState.objects.filter(user=imported).update(
         sync_claimed_until=timezone.now() + CLAIM_TTL
     )
 
-    with pytest.raises(SyncBusy):
-        push_library_entry(entry_id=entry.pk)
+    with pytest.raises(outbox.OutboxBusy):
+        outbox.deliver(user_id=imported.pk)
+    assert KitsuOutbox.objects.filter(entry=entry).exists()
 
 
 @pytest.mark.django_db
-def test_nothing_is_pushed_when_syncing_only_imports(kitsu: Any, imported: Any) -> None:
+def test_nothing_is_queued_when_syncing_only_imports(kitsu: Any, imported: Any) -> None:
     entry = LibraryEntry.objects.filter(user=imported, status="watching").first()
     record_watch_progress(user_id=imported.pk, anime_kitsu_id=entry.anime.kitsu_id, episode=40)
 
-    assert not push_library_entry(entry_id=entry.pk)
+    assert outbox.deliver(user_id=imported.pk).sent == 0
+    assert not KitsuOutbox.objects.exists()
     assert kitsu.stats()["total"] == 0
 
 
