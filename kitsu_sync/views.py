@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import (
@@ -24,16 +24,31 @@ from django.views.decorators.http import (
 )
 
 from kitsu_sync import health as health_checks
-from kitsu_sync.forms import LibraryFilterForm, PasswordLinkForm, UnlinkForm
+from kitsu_sync.forms import (
+    ApiKeyForm,
+    LibraryFilterForm,
+    MatchForm,
+    MediaServerForm,
+    PasswordLinkForm,
+    UnlinkForm,
+)
+from kitsu_sync.kitsu_api import KitsuError
+from kitsu_sync.merge import SyncDirection
 from kitsu_sync.models import (
+    KitsuOutbox,
     KitsuSyncState,
     KitsuToken,
     LibraryEntry,
+    MediaOverride,
+    MediaServer,
     SyncRun,
     SyncStatus,
     SyncTrigger,
+    UnmatchedItem,
+    UnmatchedStatus,
 )
-from kitsu_sync.services import linking, schedule, tokens
+from kitsu_sync.services import api_keys, linking, metadata, schedule, scrobble, tokens
+from kitsu_sync.services import entries as kitsu_entries
 
 LIBRARY_PAGE_SIZE = 50
 RECENT_RUNS = 5
@@ -49,6 +64,17 @@ def _link_of(request: HttpRequest) -> KitsuToken | None:
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
+    return _dashboard(request)
+
+
+def _dashboard(
+    request: HttpRequest,
+    *,
+    new_key: str = "",
+    key_form: ApiKeyForm | None = None,
+    server_form: MediaServerForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     state = KitsuSyncState.objects.filter(user=request.user).first()
     running = state is not None and state.last_sync_status in (
         SyncStatus.QUEUED,
@@ -62,8 +88,58 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "runs": SyncRun.objects.filter(user=request.user)[:RECENT_RUNS],
         "entry_count": LibraryEntry.objects.filter(user=request.user).count(),
         "auth_flow": settings.KITSU_AUTH_FLOW,
+        **_scrobbling_context(request, new_key, key_form, server_form),
     }
-    return render(request, "kitsu_sync/dashboard.html", context)
+    return render(request, "kitsu_sync/dashboard.html", context, status=status)
+
+
+def _scrobbling_context(
+    request: HttpRequest,
+    new_key: str,
+    key_form: ApiKeyForm | None,
+    server_form: MediaServerForm | None,
+) -> dict[str, object]:
+    """The dashboard's scrobbling part: keys, webhook addresses, servers, unmatched items."""
+    api_root = request.build_absolute_uri("/api/v1/")
+    finding = _finding(request)
+    return {
+        "api_keys": api_keys.live_keys(user=request.user),
+        "new_key": new_key,
+        "key_form": key_form or ApiKeyForm(),
+        "server_form": server_form or MediaServerForm(),
+        "api_root": api_root,
+        "webhook_key": new_key or "YOUR-KEY",
+        "media_servers": MediaServer.objects.filter(user=request.user).order_by("name"),
+        "shared_servers": MediaServer.objects.filter(user__isnull=True).order_by("name"),
+        "unmatched": UnmatchedItem.objects.filter(
+            user=request.user, status=UnmatchedStatus.WAITING
+        ).order_by("-last_seen")[:50],
+        "overrides": MediaOverride.objects.filter(user=request.user).order_by(
+            "site", "external_id"
+        ),
+        "waiting_for_kitsu": KitsuOutbox.objects.filter(user=request.user, failed=False).count(),
+        "refused_by_kitsu": KitsuOutbox.objects.filter(user=request.user, failed=True).count(),
+        "import_only": settings.KITSU_SYNC_DIRECTION == SyncDirection.IMPORT_ONLY,
+        "match_form": MatchForm(),
+        **finding,
+    }
+
+
+def _finding(request: HttpRequest) -> dict[str, object]:
+    """A Kitsu title search for matching one unmatched item (`?find=<item>&q=<title>`)."""
+    item_id = request.GET.get("find", "")
+    if not item_id.isdigit():
+        return {}
+    item = UnmatchedItem.objects.filter(pk=int(item_id), user=request.user).first()
+    if item is None:
+        return {}
+    query = (request.GET.get("q") or item.title).strip()
+    try:
+        results = metadata.search_anime(query=query, limit=10) if query else []
+        problem = ""
+    except KitsuError as exc:
+        results, problem = [], f"Kitsu's search did not answer: {exc.message}"
+    return {"finding": item, "find_query": query, "find_results": results, "find_problem": problem}
 
 
 def _percent(state: KitsuSyncState | None) -> int | None:
@@ -143,7 +219,7 @@ def unlink(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def library(request: HttpRequest) -> HttpResponse:
-    entries = (
+    listed = (
         LibraryEntry.objects.filter(user=request.user)
         .select_related("anime")
         .order_by("anime__title", "pk")
@@ -151,9 +227,18 @@ def library(request: HttpRequest) -> HttpResponse:
     form = LibraryFilterForm(request.GET)
     status = form.cleaned_data["status"] if form.is_valid() else ""
     if status:
-        entries = entries.filter(status=status)
-    page = Paginator(entries, LIBRARY_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"form": form, "status": status, "page": page, "link": _link_of(request)}
+        listed = listed.filter(status=status)
+    page = Paginator(listed, LIBRARY_PAGE_SIZE).get_page(request.GET.get("page"))
+    shown = list(page.object_list)
+    states = kitsu_entries.standings(shown)
+    rows = [(entry, states[entry.pk]) for entry in shown]
+    context = {
+        "form": form,
+        "status": status,
+        "page": page,
+        "rows": rows,
+        "link": _link_of(request),
+    }
     return render(request, "kitsu_sync/library.html", context)
 
 
@@ -173,3 +258,98 @@ def health(request: HttpRequest) -> JsonResponse:
         {"status": "ok" if report["ok"] else "unhealthy", "checks": report["checks"]},
         status=200 if report["ok"] else 503,
     )
+
+
+# --- scrobbling: keys, servers, unmatched items -------------------------------------------------
+
+
+@login_required
+@require_POST
+def api_key_create(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyForm(request.POST)
+    if not form.is_valid():
+        return _dashboard(request, key_form=form, status=400)
+    try:
+        _, key = api_keys.create_key(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            server_users=form.cleaned_data["server_users"],
+        )
+    except api_keys.ApiKeyError as exc:
+        form.add_error("name", exc.message)
+        return _dashboard(request, key_form=form, status=400)
+    # Shown on this answer only: the key is not kept, just its hash.
+    return _dashboard(request, new_key=key)
+
+
+@login_required
+@require_POST
+def api_key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    if not api_keys.revoke(user=request.user, key_id=pk):
+        raise Http404("No such key.")
+    messages.success(request, "The key is revoked: anything still using it is refused now.")
+    return redirect("kitsu_sync:dashboard")
+
+
+@login_required
+@require_POST
+def media_server_add(request: HttpRequest) -> HttpResponse:
+    form = MediaServerForm(request.POST)
+    if not form.is_valid():
+        return _dashboard(request, server_form=form, status=400)
+    MediaServer.objects.create(user=request.user, **form.cleaned_data)
+    messages.success(request, "Media server added: Revenge can ask it which show an episode is.")
+    return redirect("kitsu_sync:dashboard")
+
+
+@login_required
+@require_POST
+def media_server_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    get_object_or_404(MediaServer, pk=pk, user=request.user).delete()
+    messages.success(request, "Media server removed.")
+    return redirect("kitsu_sync:dashboard")
+
+
+@login_required
+@require_POST
+def unmatched_match(request: HttpRequest, pk: int) -> HttpResponse:
+    form = MatchForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the Kitsu anime's id (a number) to match it with.")
+        return redirect("kitsu_sync:dashboard")
+    try:
+        results = scrobble.match_unmatched(
+            user_id=request.user.pk,
+            item_id=pk,
+            kitsu_id=form.cleaned_data["kitsu_id"],
+            episode_offset=form.cleaned_data["episode_offset"] or 0,
+            every_season=form.cleaned_data["every_season"],
+        )
+    except scrobble.UnmatchedError as exc:
+        raise Http404(exc.message) from exc
+    recorded = sum(r.outcome == scrobble.Outcome.RECORDED for r in results)
+    messages.success(
+        request,
+        f"Matched. Revenge remembers it for later episodes; {recorded} waiting episode(s) "
+        "were recorded now.",
+    )
+    return redirect("kitsu_sync:dashboard")
+
+
+@login_required
+@require_POST
+def unmatched_ignore(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        scrobble.ignore_unmatched(user_id=request.user.pk, item_id=pk)
+    except scrobble.UnmatchedError as exc:
+        raise Http404(exc.message) from exc
+    messages.success(request, "Ignored: Revenge no longer records this series.")
+    return redirect("kitsu_sync:dashboard")
+
+
+@login_required
+@require_POST
+def override_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    get_object_or_404(MediaOverride, pk=pk, user=request.user).delete()
+    messages.success(request, "Your choice for that show is forgotten.")
+    return redirect("kitsu_sync:dashboard")

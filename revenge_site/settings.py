@@ -85,6 +85,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    # django-ninja: the API's interactive page serves its Swagger UI from these static files.
+    "ninja",
     "kitsu_sync",
     # allauth loads `<app>.provider` from installed apps: the Kitsu provider is its own app.
     "kitsu_sync.providers.kitsu",

@@ -38,6 +38,13 @@ from tests.web_support import DASHBOARD, LIBRARY, LINK, SYNC, UNLINK, add_entrie
 pytestmark = pytest.mark.django_db
 
 CSRF_FAILURE = "CSRF verification failed"
+# The JSON API authenticates with API keys, never with the session cookie, so a browser
+# cannot be made to use it (what CSRF protects against): it is exempt from CSRF, and refuses
+# every request without a key, signed in or not.
+API_ROOT = "api/v1/"
+API_PAGES = ("api/v1", "api/v1/openapi.json", "api/v1/docs")
+# What the API answers a request without a key: never 2xx, never a change.
+REFUSED_WITHOUT_KEY = (401, 404, 405)
 
 
 # --- every URL of the project ------------------------------------------------------------------
@@ -66,6 +73,11 @@ REGEX_EXAMPLES = {
 }
 
 
+def _kitsu_anime_id(user: Any) -> int:
+    entry = LibraryEntry.objects.filter(user=user).select_related("anime").first()
+    return entry.anime.kitsu_id if entry else 1
+
+
 def _object_pk(route: str, fallback: Any) -> str:
     match = re.search(r"admin/(\w+)/(\w+)/<path:object_id>", route)
     if match:
@@ -83,6 +95,7 @@ def concrete_path(route: str, *, run: SyncRun, user: Any) -> str:
                 return "/" + head + example
         raise AssertionError(f"no example for {route}")
     path = route.replace("<int:pk>", str(run.pk)).replace("<id>", str(user.pk))
+    path = path.replace("<kitsu_anime_id>", str(_kitsu_anime_id(user)))
     path = path.replace("<path:content_type_id>", str(ContentType.objects.get_for_model(run).pk))
     if "<path:object_id>" in path:
         pk = str(run.pk) if path.startswith("admin/r/") else _object_pk(route, 1)
@@ -120,13 +133,24 @@ def paths(world: dict[str, Any]) -> list[str]:
 
 def test_every_example_path_reaches_its_own_view(world):
     for (route, pattern), path in zip(ROUTES, paths(world), strict=True):
-        assert resolve(path).func == pattern.callback, (route, path)
+        if route.startswith(API_ROOT):
+            # django-ninja names one URL per operation; a path's operations share one view.
+            assert resolve(path).route == route, (route, path)
+        else:
+            assert resolve(path).func == pattern.callback, (route, path)
 
 
-def test_no_view_is_exempt_from_csrf():
+def test_no_view_but_the_key_authenticated_api_is_exempt_from_csrf(world):
     exempt = [route for route, p in ROUTES if getattr(p.callback, "csrf_exempt", False)]
-    assert exempt == []
+    assert exempt
+    assert all(route.startswith(API_ROOT) for route in exempt), exempt
     assert len(ROUTES) > 100  # admin, allauth and kitsu_sync are all in the walk
+    # A signed-in browser session is no key: the API's data needs a key.
+    client = Client()
+    client.force_login(world["admin"])
+    for path in paths(world):
+        if path.startswith("/" + API_ROOT) and path.strip("/") not in API_PAGES:
+            assert client.get(path).status_code in REFUSED_WITHOUT_KEY, path
 
 
 def test_every_url_refuses_a_post_without_a_csrf_token(world):
@@ -135,8 +159,12 @@ def test_every_url_refuses_a_post_without_a_csrf_token(world):
     before = database_rows()
 
     refused = {}
-    for path in paths(world):
+    for (_, pattern), path in zip(ROUTES, paths(world), strict=True):
         response = client.post(path, {"library": "delete", "login": "a", "password": "b"})
+        if getattr(pattern.callback, "csrf_exempt", False):
+            # The key-authenticated API: no CSRF token needed, but no key: refused all the same.
+            refused[path] = (403 if response.status_code in REFUSED_WITHOUT_KEY else 0, True)
+            continue
         refused[path] = (response.status_code, CSRF_FAILURE in response.content.decode())
 
     assert {path: result for path, result in refused.items() if result != (403, True)} == {}
