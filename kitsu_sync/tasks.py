@@ -56,6 +56,9 @@ def sync_library(self: Task, user_id: int, trigger: str, full: bool = False) -> 
         return
     if sync.should_retry(run):
         raise self.retry(countdown=retry_countdown(self.request.retries))
+    if sync.waits_for_a_delivery(run):
+        # A delivery holds the claim for the few seconds it sends: run right after it.
+        raise self.retry(countdown=random.uniform(2, 6))  # noqa: S311
     if run.outcome == SyncOutcome.SKIPPED and self.request.retries:
         # The claim may be this task's own, left by an earlier attempt that lost the database
         # and could not give it back: try again once it lapses instead of dropping the sync.
@@ -102,3 +105,9 @@ def update_mapping_datasets() -> int:
 def retry_unmatched() -> int:
     """Unmatched items that Kitsu or the media server could not be asked about, tried again."""
     return scrobble.retry_due_unmatched()
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def prune_scrobble_records() -> int:
+    """Watch reports past the repeat window and stale idempotent answers, deleted."""
+    return scrobble.prune_records()

@@ -19,7 +19,7 @@ app.autodiscover_tasks()
 def create_filesystem_queue(sender: Celery, **kwargs: object) -> None:
     # kombu's filesystem transport (the embedded, Redis-less default) expects its folders to exist.
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             Path(options[key]).mkdir(parents=True, exist_ok=True)
 

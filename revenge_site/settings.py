@@ -185,6 +185,9 @@ else:
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(Path(VAR_DIR) / "celery-processed"),
         "store_processed": False,
+        # Where kombu keeps its exchange tables (by default a `control` folder in the
+        # current directory, wherever the process was started).
+        "control_folder": str(Path(VAR_DIR) / "celery-control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -310,5 +313,10 @@ CELERY_BEAT_SCHEDULE = {
     "kitsu-retry-unmatched": {
         "task": "kitsu_sync.tasks.retry_unmatched",
         "schedule": timedelta(minutes=5),
+    },
+    # Watch reports older than the repeat window, idempotent answers older than a day.
+    "kitsu-prune-scrobble-records": {
+        "task": "kitsu_sync.tasks.prune_scrobble_records",
+        "schedule": timedelta(hours=1),
     },
 }

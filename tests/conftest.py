@@ -238,6 +238,14 @@ def queued_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture
+def deliveries(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Deliveries of the outbox asked of the broker (recorded here instead of sent)."""
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr("kitsu_sync.tasks.deliver_outbox.delay", lambda *args: sent.append(args))
+    return sent
+
+
+@pytest.fixture
 def closed_port() -> int:
     """A localhost port with nothing listening on it (connections are refused)."""
     with socket.socket() as probe:

@@ -97,6 +97,30 @@ def test_sync_tasks_are_acknowledged_late_and_time_limited() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("entry", "task", "every"),
+    [
+        ("kitsu-drain-outbox", tasks.drain_outbox, timedelta(minutes=1)),
+        ("kitsu-retry-unmatched", tasks.retry_unmatched, timedelta(minutes=5)),
+        ("kitsu-prune-scrobble-records", tasks.prune_scrobble_records, timedelta(hours=1)),
+    ],
+)
+def test_beat_runs_the_scrobbling_chores(entry: str, task: Any, every: timedelta) -> None:
+    assert task.acks_late
+    assert task.soft_time_limit < task.time_limit
+    assert settings.CELERY_BEAT_SCHEDULE[entry] == {"task": task.name, "schedule": every}
+
+
+@pytest.mark.django_db
+def test_the_drain_asks_for_a_delivery_of_each_user_with_due_changes(
+    monkeypatch: pytest.MonkeyPatch, deliveries: list[Any]
+) -> None:
+    monkeypatch.setattr(tasks.outbox, "users_with_due_changes", lambda: [3, 5])
+
+    assert tasks.drain_outbox() == 2
+    assert deliveries == [(3,), (5,)]
+
+
 def test_beat_looks_for_due_mapping_datasets_every_hour() -> None:
     task = tasks.update_mapping_datasets
     assert task.acks_late

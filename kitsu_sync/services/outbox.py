@@ -11,7 +11,6 @@ stores Kitsu's answer: each change is written to Kitsu once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -19,10 +18,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from kitsu_sync.db import Claim
-from kitsu_sync.kitsu_api import KitsuError, KitsuNotFound
+from kitsu_sync.kitsu_api import KitsuError, KitsuNotFound, KitsuUnauthorized
 from kitsu_sync.merge import SyncDirection
 from kitsu_sync.models import (
     KitsuOutbox,
@@ -94,9 +94,27 @@ def _queue(user_id: int, anime_id: int, **fields: object) -> None:
 
 def queue_write(entry: LibraryEntry) -> None:
     """Queue the entry for Kitsu (call in the transaction that changed it)."""
+    if entry.kitsu_entry_id is None:
+        _take_over_pending_removal(entry)
     _queue(
         entry.user_id, entry.anime_id, entry=entry, action=OutboxAction.WRITE, kitsu_entry_id=None
     )
+
+
+def _take_over_pending_removal(entry: LibraryEntry) -> None:
+    """An anime removed and added again before the removal reached Kitsu: Kitsu still has its
+    entry, so the new one takes it over (a whole update, not a create Kitsu would refuse)."""
+    pending = (
+        KitsuOutbox.objects.filter(
+            user_id=entry.user_id, anime_id=entry.anime_id, action=OutboxAction.DELETE
+        )
+        .values_list("kitsu_entry_id", flat=True)
+        .first()
+    )
+    if pending is not None:
+        entry.kitsu_entry_id = pending
+        entry.synced_values = None
+        entry.save(update_fields=["kitsu_entry_id", "synced_values"])
 
 
 def queue_delete(*, user_id: int, anime_id: int, kitsu_entry_id: int) -> None:
@@ -148,11 +166,31 @@ def _due(user_id: int, now: datetime) -> list[KitsuOutbox]:
     )
 
 
+def _as_read(rows: list[KitsuOutbox]) -> Q:
+    """These rows as they were read: a row queued again since then (the change arrived while
+    the delivery sent the older one) matches no more, so it is neither deleted nor marked."""
+    condition = Q(pk__in=[])
+    for row in rows:
+        condition |= Q(pk=row.pk, queued_at=row.queued_at, action=row.action)
+    return condition
+
+
 def _send_deletes(access: tokens.KitsuAccess, rows: list[KitsuOutbox], delivery: Delivery) -> None:
     for row in rows:
-        with contextlib.suppress(KitsuNotFound):  # gone already: what the removal wanted
+        try:
             access.client.delete_library_entry(token=access.token, entry_id=row.kitsu_entry_id)
-        row.delete()
+        except KitsuNotFound:
+            pass  # gone already: what the removal wanted
+        except KitsuError as exc:
+            if exc.retryable or isinstance(exc, KitsuUnauthorized):
+                raise
+            # Kitsu will not remove it (the entry is another account's, say): say so.
+            KitsuOutbox.objects.filter(_as_read([row])).update(
+                failed=True, last_error=describe_sync_error(exc)[:2000]
+            )
+            delivery.refused += 1
+            continue
+        KitsuOutbox.objects.filter(_as_read([row])).delete()
         delivery.deleted += 1
 
 
@@ -165,18 +203,25 @@ def _send_writes(
     pushes = [p for p in (plan_local_push(e, direction=direction) for e in entries) if p]
     outcome = push.send_pushes(access, pushes, direction=direction)
     delivery.sent += outcome.pushed
-    refused = {error["anime"]: error["reason"] for error in outcome.errors if error["anime"]}
+    refused = [row for row in rows if row.anime.kitsu_id in outcome.refused]
     if refused:
-        KitsuOutbox.objects.filter(
-            user_id=user_id, anime__kitsu_id__in=list(refused), action=OutboxAction.WRITE
-        ).update(failed=True, last_error="; ".join(refused.values())[:2000])
+        for row in refused:
+            KitsuOutbox.objects.filter(_as_read([row])).update(
+                failed=True, last_error=outcome.refused[row.anime.kitsu_id][:2000]
+            )
         delivery.refused += len(refused)
     if outcome.stopped_by is not None:
         raise outcome.stopped_by
-    # Entries already as Kitsu has them (the sync sent them meanwhile): nothing to send.
-    pushed = {p.entry_pk for p in pushes}
+    # The rest is done: sent, or as Kitsu has it already (a sync sent it meanwhile), or taken
+    # by Kitsu with an answer that could not be read (the next sync compares both sides).
+    done = [row for row in rows if row not in refused]
+    KitsuOutbox.objects.filter(_as_read(done)).delete()
+
+
+def _drop_orphans(user_id: int) -> None:
+    """Writes whose entry is gone (removed by a sync, an unlink, the admin): nothing to send."""
     KitsuOutbox.objects.filter(
-        entry_id__in=[pk for pk in by_entry if pk not in pushed], action=OutboxAction.WRITE
+        user_id=user_id, action=OutboxAction.WRITE, entry__isnull=True
     ).delete()
 
 
@@ -184,8 +229,10 @@ def deliver(*, user_id: int) -> Delivery:
     """Send this user's due changes to Kitsu now. Raises OutboxBusy while a sync holds the
     user's claim; a failure a later attempt may fix postpones the rows (with backoff)."""
     delivery = Delivery()
-    rows = _due(user_id, timezone.now())
-    if not rows:
+    if settings.KITSU_SYNC_DIRECTION == SyncDirection.IMPORT_ONLY:
+        return delivery  # switched to import only since: the changes stay here
+    _drop_orphans(user_id)
+    if not _due(user_id, timezone.now()):
         return delivery
     KitsuSyncState.objects.get_or_create(user_id=user_id)
     claim = Claim.take(
@@ -196,17 +243,21 @@ def deliver(*, user_id: int) -> Delivery:
     try:
         access = tokens.kitsu_access(user_id=user_id)
         for _ in range(ROUNDS):
-            _send_deletes(access, [r for r in rows if r.action == OutboxAction.DELETE], delivery)
-            writes = [r for r in rows if r.action == OutboxAction.WRITE and r.entry_id]
-            _send_writes(access, writes, delivery, user_id=user_id)
-            # Changes committed while these were sent: theirs came too late for this list.
+            # Read under the claim: what a sync sent meanwhile is no longer listed.
             rows = _due(user_id, timezone.now())
             if not rows:
                 break
+            _send_deletes(access, [r for r in rows if r.action == OutboxAction.DELETE], delivery)
+            writes = [r for r in rows if r.action == OutboxAction.WRITE and r.entry_id]
+            _send_writes(access, writes, delivery, user_id=user_id)
             claim.renew()
     except (tokens.KitsuLinkError, KitsuError) as exc:
         reason = exc.message if isinstance(exc, tokens.KitsuLinkError) else describe_sync_error(exc)
-        waiting = list(KitsuOutbox.objects.filter(pk__in=[r.pk for r in rows], failed=False))
+        waiting = list(
+            KitsuOutbox.objects.filter(
+                user_id=user_id, failed=False, next_attempt_at__lte=timezone.now()
+            )
+        )
         _postpone(waiting, reason)
         delivery.waiting = len(waiting)
         logger.info("Changes of user %s for Kitsu wait: %s", user_id, reason)
@@ -217,6 +268,8 @@ def deliver(*, user_id: int) -> Delivery:
 
 def users_with_due_changes(*, now: datetime | None = None) -> list[int]:
     """Users whose queued changes are due (beat delivers them, should a request be lost)."""
+    if settings.KITSU_SYNC_DIRECTION == SyncDirection.IMPORT_ONLY:
+        return []
     now = now or timezone.now()
     due = KitsuOutbox.objects.filter(failed=False, next_attempt_at__lte=now)
     return list(due.values_list("user_id", flat=True).distinct().order_by("user_id"))

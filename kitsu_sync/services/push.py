@@ -32,6 +32,8 @@ class PushOutcome:
     pushed: int = 0
     failed: int = 0  # entries Kitsu refused (or that could not be written at all)
     errors: list[ErrorRecord] = field(default_factory=list)
+    # The reason of each refusal, by the anime's Kitsu id (not the writes Kitsu took).
+    refused: dict[int, str] = field(default_factory=dict)
     # An error a later attempt may fix (Kitsu down, rate limited, the token refused) stopped
     # the sending; the entries not sent stay changed in Revenge, so the next sync sends them.
     stopped_by: Exception | None = None
@@ -60,6 +62,12 @@ def _failure(push: Push, reason: str) -> ErrorRecord:
     )
 
 
+def _refused(outcome: PushOutcome, push: Push, reason: str) -> None:
+    outcome.failed += 1
+    outcome.errors.append(_failure(push, reason))
+    outcome.refused[push.anime_kitsu_id] = reason
+
+
 def _send_one(access: KitsuAccess, push: Push, outcome: PushOutcome) -> dict[str, Any] | None:
     """Write one entry; Kitsu's answer as Revenge fields, or None when it was not written.
     An error a retry may fix propagates."""
@@ -67,14 +75,12 @@ def _send_one(access: KitsuAccess, push: Push, outcome: PushOutcome) -> dict[str
     try:
         resource = _send(access, push, push.attributes())
     except MappingError as exc:
-        outcome.failed += 1
-        outcome.errors.append(_failure(push, f"{title} could not be sent to Kitsu: {exc}"))
+        _refused(outcome, push, f"{title} could not be sent to Kitsu: {exc}")
         return None
     except KitsuError as exc:
         if exc.retryable or isinstance(exc, KitsuUnauthorized):
             raise
-        outcome.failed += 1
-        outcome.errors.append(_failure(push, f"{title}: {describe_sync_error(exc)}"))
+        _refused(outcome, push, f"{title}: {describe_sync_error(exc)}")
         return None
     outcome.pushed += 1
     try:

@@ -64,6 +64,10 @@ ENTRIES_BY_ID_BATCH = 100
 # Errors kept per run and per state row; the count of the rest is kept in one closing line.
 MAX_RECORDED_ERRORS = 100
 
+ANOTHER_SYNC = "Another sync of this library was running; this one was skipped."
+DELIVERY_RUNNING = (
+    "Revenge's changes were being sent to Kitsu; the sync is tried again in a few seconds."
+)
 ABANDONED_RUN = (
     "This sync stopped before it finished (its worker was stopped, or lost the database); "
     "a later sync continued from where it left off."
@@ -502,7 +506,10 @@ def run_sync(
         updated_at=timezone.now(),
     )
     if claim is None:
-        reason = "Another sync of this library was running; this one was skipped."
+        # A sync holding the claim says RUNNING; otherwise a delivery of Revenge's changes
+        # holds it for a moment, and this sync is tried again right after it.
+        running = _state_row(user_id).filter(last_sync_status=SyncStatus.RUNNING).exists()
+        reason = ANOTHER_SYNC if running else DELIVERY_RUNNING
         return _end_early(run, outcome=SyncOutcome.SKIPPED, reason=reason)
     _close_abandoned_runs(run)
     transport = get_kitsu_client().transport
@@ -555,6 +562,13 @@ def claim_lapses_in(*, user_id: int) -> float:
     """Seconds until the user's sync claim lapses (0 when nobody holds it)."""
     until = _state_row(user_id).values_list("sync_claimed_until", flat=True).first()
     return 0.0 if until is None else max((until - timezone.now()).total_seconds(), 0.0)
+
+
+def waits_for_a_delivery(run: SyncRun) -> bool:
+    """The run was skipped only because a delivery of Revenge's changes held the claim."""
+    return run.outcome == SyncOutcome.SKIPPED and any(
+        error["reason"] == DELIVERY_RUNNING for error in run.errors
+    )
 
 
 def should_retry(run: SyncRun) -> bool:

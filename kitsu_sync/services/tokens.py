@@ -39,6 +39,7 @@ from kitsu_sync.mapping import kitsu_user_fields
 from kitsu_sync.models import (
     KITSU_PROVIDER_ID,
     AuthFlow,
+    KitsuOutbox,
     KitsuSyncState,
     KitsuToken,
     LibraryEntry,
@@ -309,6 +310,9 @@ def unlink(*, user: AbstractBaseUser, delete_library: bool) -> bool:
     with transaction.atomic():
         KitsuToken.objects.filter(user=user).delete()
         SocialAccount.objects.filter(user=user, provider=KITSU_PROVIDER_ID).delete()
+        # Changes waiting for that Kitsu account are not for the next one linked: a kept
+        # list's changes still show as Revenge's (local_updated_at), for the merge to weigh.
+        KitsuOutbox.objects.filter(user=user).delete()
         state_reset: dict[str, Any] = {
             "cursor_updated_at": None,
             "last_full_sync_at": None,

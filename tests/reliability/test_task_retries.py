@@ -12,7 +12,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from kitsu_sync import tasks
-from kitsu_sync.models import KitsuSyncState, SyncOutcome, SyncRun
+from kitsu_sync.models import KitsuSyncState, SyncOutcome, SyncRun, SyncStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,9 @@ def test_a_retry_that_meets_a_held_claim_comes_back_when_the_claim_lapses(
     user = linked_user("claimed", sandbox=sandbox)
     # Left by an earlier attempt that lost the database and could not release it.
     KitsuSyncState.objects.create(
-        user=user, sync_claimed_until=timezone.now() + timedelta(seconds=30)
+        user=user,
+        sync_claimed_until=timezone.now() + timedelta(seconds=30),
+        last_sync_status=SyncStatus.RUNNING,
     )
 
     tasks.sync_library.apply(args=(user.pk, "schedule", False), retries=retries)
@@ -60,6 +62,23 @@ def test_a_retry_that_meets_a_held_claim_comes_back_when_the_claim_lapses(
         assert 30 < asked["countdown"] <= 36
     else:
         assert retries_asked == [], "a duplicate request is dropped, not repeated"
+
+
+def test_a_sync_that_meets_a_delivery_of_changes_comes_back_in_seconds(
+    sandbox: Any, linked_user: Any, retries_asked: list[dict[str, Any]]
+) -> None:
+    user = linked_user("delivering", sandbox=sandbox)
+    # A delivery of Revenge's changes holds the claim; the status stays the sync's "queued".
+    KitsuSyncState.objects.create(
+        user=user,
+        sync_claimed_until=timezone.now() + timedelta(minutes=5),
+        last_sync_status=SyncStatus.QUEUED,
+    )
+
+    tasks.sync_library.apply(args=(user.pk, "manual", False))
+
+    [asked] = retries_asked
+    assert 2 <= asked["countdown"] <= 6
 
 
 def test_a_database_outage_before_the_run_is_recorded_is_retried_with_backoff(

@@ -28,7 +28,7 @@ from kitsu_sync.services.schedule import (
     request_sync,
     schedule_offset,
 )
-from kitsu_sync.services.sync import CLAIM_TTL, run_sync, should_retry
+from kitsu_sync.services.sync import CLAIM_TTL, run_sync, should_retry, waits_for_a_delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -212,16 +212,37 @@ def test_a_run_records_its_outcome_schedule_and_progress(
 def test_a_sync_is_skipped_while_another_holds_the_claim(kitsu: Any, linked_user: Any) -> None:
     user = linked_user()
     held_until = timezone.now() + CLAIM_TTL
-    KitsuSyncState.objects.create(user=user, sync_claimed_until=held_until)
+    KitsuSyncState.objects.create(
+        user=user, sync_claimed_until=held_until, last_sync_status=SyncStatus.RUNNING
+    )
     kitsu.reset(data=False, tokens=False)
 
     run = run_sync(user_id=user.pk, trigger=SyncTrigger.MANUAL)
 
     assert run.outcome == SyncOutcome.SKIPPED
-    assert "running" in run.errors[0]["reason"]
+    assert "Another sync" in run.errors[0]["reason"]
     assert KitsuSyncState.objects.get(user=user).sync_claimed_until == held_until
     assert kitsu.stats()["total"] == 0
     assert not should_retry(run)
+    assert not waits_for_a_delivery(run)
+
+
+def test_a_sync_that_meets_a_delivery_of_revenges_changes_runs_right_after_it(
+    kitsu: Any, linked_user: Any
+) -> None:
+    user = linked_user()
+    # A delivery holds the claim and leaves the status as it was (queued, for this sync).
+    KitsuSyncState.objects.create(
+        user=user,
+        sync_claimed_until=timezone.now() + CLAIM_TTL,
+        last_sync_status=SyncStatus.QUEUED,
+    )
+
+    run = run_sync(user_id=user.pk, trigger=SyncTrigger.MANUAL)
+
+    assert run.outcome == SyncOutcome.SKIPPED
+    assert waits_for_a_delivery(run)
+    assert "tried again in a few seconds" in run.errors[0]["reason"]
 
 
 def test_an_expired_claim_of_a_dead_worker_does_not_block_the_user(
