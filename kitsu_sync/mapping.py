@@ -49,6 +49,18 @@ SCORE_MAX = 100
 # Kitsu rejects reconsumeCount above 50 ("just... go outside").
 RECONSUME_COUNT_MAX = 50
 
+
+def progress_cap(episode_count: int | None, start_date: date | None, today: date) -> int:
+    """The most progress Kitsu accepts: the episode count; for a title of unknown length, the
+    weeks since it started plus five (at least 50), or 100 with no start date
+    (docs/kitsu-api.md, Kitsu's progress validation)."""
+    if episode_count:
+        return episode_count
+    if start_date is None:
+        return 100
+    return max((today - start_date).days // 7 + 5, 50)
+
+
 # Ids are stored as bigint, counts as int: larger values cannot be stored, so they are refused.
 _MAX_ID = 2**63 - 1
 _MAX_COUNT = 2**31 - 1

@@ -106,13 +106,14 @@ class PlexGuid:
     ids: MediaIds
     season: int | None = None
     episode: int | None = None
-    # HAMA's tvdb3/tvdb4/tvdb5 keep the absolute episode number whatever the season.
+    # HAMA's tvdb3/tvdb4 keep the absolute episode number whatever the season.
     absolute: bool = False
 
 
-# HAMA prefixes: anidb (2-4 are AniDB with other season layouts), tvdb (2-5 are TheTVDB
-# layouts; 3 and 4 keep absolute episode numbers), tmdb/tsdb, imdb.
-_HAMA = re.compile(r"(anidb[2-4]?|tvdb[2-5]?|tmdb|tsdb|imdb)-([0-9a-z]+)")
+# HAMA prefixes: anidb (2-4 are AniDB with other season layouts), tvdb (2-4 are TheTVDB
+# layouts; 3 and 4 keep absolute episode numbers), tmdb/tsdb, imdb. HAMA's README documents
+# no tvdb5 numbering: such a guid names nothing usable rather than a guessed episode.
+_HAMA = re.compile(r"(anidb[2-4]?|tvdb[2-4]?|tmdb|tsdb|imdb)-([0-9a-z]+)")
 
 
 def parse_plex_guid(guid: str) -> PlexGuid | None:
@@ -132,11 +133,11 @@ def parse_plex_guid(guid: str) -> PlexGuid | None:
         if match is None:
             return None
         kind, value = match.groups()
-        base = kind.rstrip("2345")
+        base = kind.rstrip("234")
         ids = _ids_for(base, value)
         if ids is None:
             return None
-        return PlexGuid(ids, season, episode, absolute=kind in ("tvdb3", "tvdb4", "tvdb5"))
+        return PlexGuid(ids, season, episode, absolute=kind in ("tvdb3", "tvdb4"))
     if agent in ("thetvdb", "tvdb", "themoviedb", "tmdb", "imdb", "anidb"):
         base = {"thetvdb": "tvdb", "themoviedb": "tmdb"}.get(agent, agent)
         ids = _ids_for(base, parts[0])
@@ -212,16 +213,16 @@ class MediaServerClient:
             raise MediaServerError(f"{key!r} is not an item id of a media server.")
         if self.kind == "plex":
             body = self._get(
-                f"/library/metadata/{quote(key)}",
+                f"/library/metadata/{quote(key, safe='')}",
                 params={"includeGuids": "1"},
                 headers={"X-Plex-Token": self.api_key, "Accept": "application/json"},
             )
             return _plex_item(body)
         prefix = "/emby" if self.kind == "emby" and not urlsplit(self.url).path.rstrip("/") else ""
         if self.kind == "emby" or self.user_id:
-            path = f"{prefix}/Users/{quote(self.user_id)}/Items/{quote(key)}"
+            path = f"{prefix}/Users/{quote(self.user_id, safe='')}/Items/{quote(key, safe='')}"
         else:
-            path = f"/Items/{quote(key)}"
+            path = f"/Items/{quote(key, safe='')}"
         headers = (
             {"X-Emby-Token": self.api_key}
             if self.kind == "emby"

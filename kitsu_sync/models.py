@@ -369,11 +369,20 @@ class MediaServerKind(models.TextChoices):
 
 
 def validate_server_url(value: str) -> None:
+    """A server's base address: http(s), a host, perhaps a path (behind a reverse proxy), and
+    nothing that would change the requests Revenge builds on it (a query, a fragment, a user
+    and password)."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(
             "Enter the server's address with http:// or https://, such as "
             "http://192.168.1.20:8096 or https://jellyfin.example.org."
+        )
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValidationError("The address is the server's base address, without ? or #.")
+    if parts.username or parts.password:
+        raise ValidationError(
+            "Leave the user name and password out of the address: the API key is enough."
         )
 
 

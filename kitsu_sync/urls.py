@@ -13,6 +13,7 @@ urlpatterns = [
     path("kitsu/unlink/", views.unlink, name="unlink"),
     path("kitsu/syncs/<int:pk>/", views.sync_run, name="sync_run"),
     path("library/", views.library, name="library"),
+    path("library/<int:kitsu_anime_id>/resend/", views.entry_resend, name="entry_resend"),
     path("keys/", views.api_key_create, name="api_key_create"),
     path("keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("media-servers/", views.media_server_add, name="media_server_add"),

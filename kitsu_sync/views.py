@@ -47,7 +47,7 @@ from kitsu_sync.models import (
     UnmatchedItem,
     UnmatchedStatus,
 )
-from kitsu_sync.services import api_keys, linking, metadata, schedule, scrobble, tokens
+from kitsu_sync.services import api_keys, linking, metadata, outbox, schedule, scrobble, tokens
 from kitsu_sync.services import entries as kitsu_entries
 
 LIBRARY_PAGE_SIZE = 50
@@ -263,6 +263,7 @@ def health(request: HttpRequest) -> JsonResponse:
 # --- scrobbling: keys, servers, unmatched items -------------------------------------------------
 
 
+@never_cache
 @login_required
 @require_POST
 def api_key_create(request: HttpRequest) -> HttpResponse:
@@ -280,6 +281,18 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
         return _dashboard(request, key_form=form, status=400)
     # Shown on this answer only: the key is not kept, just its hash.
     return _dashboard(request, new_key=key)
+
+
+@login_required
+@require_POST
+def entry_resend(request: HttpRequest, kitsu_anime_id: int) -> HttpResponse:
+    """Send a change Kitsu refused once more, as it is (after fixing what Kitsu said)."""
+    entry = get_object_or_404(LibraryEntry, user=request.user, anime__kitsu_id=kitsu_anime_id)
+    if outbox.retry_failed(user_id=request.user.pk, anime_id=entry.anime_id):
+        messages.success(request, f"{entry.anime} will be sent to Kitsu again now.")
+    else:
+        messages.info(request, f"Nothing of {entry.anime} is waiting to be sent again.")
+    return redirect("kitsu_sync:library")
 
 
 @login_required
@@ -325,14 +338,22 @@ def unmatched_match(request: HttpRequest, pk: int) -> HttpResponse:
             episode_offset=form.cleaned_data["episode_offset"] or 0,
             every_season=form.cleaned_data["every_season"],
         )
-    except scrobble.UnmatchedError as exc:
+    except scrobble.NoSuchUnmatched as exc:
         raise Http404(exc.message) from exc
+    except scrobble.UnmatchedError as exc:
+        messages.error(request, exc.message)
+        return redirect("kitsu_sync:dashboard")
     recorded = sum(r.outcome == scrobble.Outcome.RECORDED for r in results)
-    messages.success(
-        request,
-        f"Matched. Revenge remembers it for later episodes; {recorded} waiting episode(s) "
-        "were recorded now.",
+    counted = sum(
+        r.outcome in (scrobble.Outcome.UNCHANGED, scrobble.Outcome.REPEATED) for r in results
     )
+    left = [r.reason for r in results if r.outcome == scrobble.Outcome.UNMATCHED]
+    summary = f"{recorded} waiting episode(s) were recorded now"
+    if counted:
+        summary += f", {counted} had been counted already"
+    if left:
+        summary += f"; still not matched: {left[0]}"
+    messages.success(request, f"Matched. Revenge remembers it for later episodes; {summary}.")
     return redirect("kitsu_sync:dashboard")
 
 

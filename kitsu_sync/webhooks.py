@@ -89,6 +89,16 @@ def _number(value: Any) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+# No season or episode is numbered this high: a larger number is a broken payload.
+INDEX_MAX = 100_000
+
+
+def _index(value: Any) -> int | None:
+    """A season or episode number, or None."""
+    number = _number(value)
+    return number if number is not None and number <= INDEX_MAX else None
+
+
 def _flag(value: Any) -> bool:
     """A boolean from JSON (true) or a Handlebars template ("True")."""
     return value is True or _text(value).lower() == "true"
@@ -111,8 +121,10 @@ def _stopped(share: float | None, completed: bool, threshold: float) -> tuple[bo
     return False, f"stopped at {where}, before {threshold:g}%: not counted as watched"
 
 
-def _object(body: Any, what: str) -> dict[str, Any]:
+def _object(body: Any, what: str, empty: str = "") -> dict[str, Any]:
     if isinstance(body, bytes | str):
+        if not body.strip():
+            raise WebhookError(f"The {what} body is empty.{empty}")
         try:
             body = json.loads(body)
         except ValueError as exc:
@@ -144,10 +156,24 @@ def _jellyfin_counts(body: Mapping[str, Any], event: str, threshold: float) -> t
     return False, f"{event or 'an event with no NotificationType'} is not a finished watch: ignored"
 
 
+# The plugin posts "" when the Generic destination has no template and "Send All Properties"
+# is off (jellyfin-plugin-webhook#319).
+_JELLYFIN_EMPTY = (
+    " Give the Webhook plugin's Generic destination the template in"
+    " docs/jellyfin-webhook-template.hbs, or turn on Send All Properties."
+)
+
+
+def _unescaped(value: Any) -> str:
+    """A name as the server has it: the plugin writes `"` as `\\"` into Name and SeriesName
+    (DataObjectHelpers.Escape, for its templates), which Send All Properties keeps."""
+    return _text(value).replace('\\"', '"')
+
+
 def parse_jellyfin(body: Any, *, threshold: float) -> Playback:
     """The Webhook plugin's Generic destination: the flat keys of "Send All Properties", or
-    the template in docs/scrobbling.md, which sends the same keys as text."""
-    data = _object(body, "Jellyfin")
+    the template in docs/jellyfin-webhook-template.hbs, which sends the same keys as text."""
+    data = _object(body, "Jellyfin", _JELLYFIN_EMPTY)
     event = _text(data.get("NotificationType"))
     kind = _text(data.get("ItemType")).lower()
     ignored = _watchable(kind, "jellyfin", event)
@@ -168,10 +194,10 @@ def parse_jellyfin(body: Any, *, threshold: float) -> Playback:
         user_key=_text(data.get("UserId")).replace("-", "").lower(),
         series_key=series_key if kind == "episode" else None,
         item_ids=provider_ids(providers, movie=kind == "movie"),
-        season=_number(data.get("SeasonNumber")),
-        episode=_number(data.get("EpisodeNumber")),
-        show_title=_text(data.get("SeriesName")),
-        title=_text(data.get("Name")),
+        season=_index(data.get("SeasonNumber")),
+        episode=_index(data.get("EpisodeNumber")),
+        show_title=_unescaped(data.get("SeriesName")),
+        title=_unescaped(data.get("Name")),
     )
 
 
@@ -210,8 +236,11 @@ def parse_plex(payload: Any, *, threshold: float) -> Playback:
         return Playback("plex", event, False, ignored.why, kind, _text(account.get("title")))
     legacy = _legacy_show(metadata) if kind == "episode" else None
     guids = metadata.get("Guid") if isinstance(metadata.get("Guid"), list) else []
-    season = _number(metadata.get("parentIndex"))
-    episode = _number(metadata.get("index"))
+    if kind == "movie" and not guids and _text(metadata.get("guid")):
+        # A film matched by a legacy agent (IMDb, TheMovieDB, HAMA): its ids are in its guid.
+        guids = [{"id": _text(metadata.get("guid"))}]
+    season = _index(metadata.get("parentIndex"))
+    episode = _index(metadata.get("index"))
     if legacy is not None and legacy.episode is not None:
         season, episode = legacy.season, legacy.episode
     return Playback(
@@ -271,8 +300,8 @@ def parse_emby(body: Any, *, threshold: float) -> Playback:
         user_key=_text(user.get("Id")),
         series_key=(_text(item.get("SeriesId")) or None) if kind == "episode" else None,
         item_ids=provider_ids(ids, movie=kind == "movie"),
-        season=_number(item.get("ParentIndexNumber")),
-        episode=_number(item.get("IndexNumber")),
+        season=_index(item.get("ParentIndexNumber")),
+        episode=_index(item.get("IndexNumber")),
         show_title=_text(item.get("SeriesName")),
         title=_text(item.get("Name")),
     )

@@ -24,6 +24,7 @@ from kitsu_sync.mapping import (
     library_entry_fields,
     parse_kitsu_date,
     parse_kitsu_datetime,
+    progress_cap,
     rating_twenty_from_score,
     score_from_rating_twenty,
     status_from_kitsu,
@@ -1340,3 +1341,18 @@ def test_formatted_times_parse_back_to_the_same_millisecond(value: datetime) -> 
 
     assert parsed is not None
     assert timedelta(0) <= value - parsed < timedelta(milliseconds=1)
+
+
+@pytest.mark.parametrize(
+    ("episode_count", "start_date", "cap"),
+    [
+        (12, date(2020, 1, 1), 12),  # a known length is the cap
+        (None, None, 100),  # no length, no start date
+        (None, date(2026, 11, 1), 50),  # started five weeks ago: at least 50
+        (None, date(2024, 12, 6), 109),  # 104 weeks ago, plus five
+    ],
+)
+def test_the_progress_cap_is_kitsus(
+    episode_count: int | None, start_date: date | None, cap: int
+) -> None:
+    assert progress_cap(episode_count, start_date, date(2026, 12, 6)) == cap

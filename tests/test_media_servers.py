@@ -54,6 +54,8 @@ def test_a_plex_guid_gives_its_ids_season_and_episode(
         "plex://episode/5d9c15fe2df347001e43f279",
         "local://60293",
         "com.plexapp.agents.hama://unknown-12/1/1",
+        # A HAMA mode whose numbering HAMA's README does not document.
+        "com.plexapp.agents.hama://tvdb5-331753/0/1",
         "com.plexapp.agents.none://abc",
         "not a guid",
         "tvdb://abc",

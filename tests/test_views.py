@@ -10,17 +10,25 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from kitsu_sync.media_servers import MediaIds
 from kitsu_sync.models import (
     Anime,
+    ApiKey,
+    KitsuOutbox,
     KitsuSyncState,
     KitsuToken,
     LibraryEntry,
+    MediaOverride,
+    MediaServer,
     SyncOutcome,
     SyncRun,
     SyncStatus,
     SyncTrigger,
+    UnmatchedItem,
     WatchStatus,
 )
+from kitsu_sync.services import api_keys, entries
+from kitsu_sync.services.scrobble import Watch, scrobble
 from tests.web_support import (
     DASHBOARD,
     LIBRARY,
@@ -399,3 +407,208 @@ def test_another_users_sync_run_is_not_found(client, signed_in, make_user):
         user=make_user(), trigger=SyncTrigger.MANUAL, direction="import_only"
     )
     assert client.get(reverse("kitsu_sync:sync_run", args=[run.pk])).status_code == 404
+
+
+# --- scrobbling: keys, media servers, unmatched items ----------------------------------------
+
+
+def test_a_new_key_is_shown_once_and_only_its_hash_is_kept(client: Client, signed_in: Any) -> None:
+    response = client.post("/keys/", {"name": "Jellyfin at home", "server_users": "alice, bob"})
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    key = response.context["new_key"]
+    assert key.startswith("rvk_")
+    assert key in response.content.decode()
+    row = ApiKey.objects.get(user=signed_in)
+    assert (row.name, row.server_users) == ("Jellyfin at home", ["alice", "bob"])
+    assert key not in database_text()
+    # The dashboard never shows it again.
+    assert key not in client.get(DASHBOARD).content.decode()
+    assert f"rvk_{row.prefix}_" in client.get(DASHBOARD).content.decode()
+
+
+def test_a_key_without_a_name_is_refused_with_the_reason(client: Client, signed_in: Any) -> None:
+    response = client.post("/keys/", {"name": " "})
+
+    assert response.status_code == 400
+    assert "Give the key a name" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_only_the_owner_revokes_a_key(client: Client, signed_in: Any, make_user: Any) -> None:
+    theirs, _ = api_keys.create_key(user=make_user(), name="theirs")
+    mine, _ = api_keys.create_key(user=signed_in, name="mine")
+
+    assert client.post(f"/keys/{theirs.pk}/revoke/").status_code == 404
+    response = client.post(f"/keys/{mine.pk}/revoke/", follow=True)
+
+    assert "revoked" in response.content.decode()
+    assert ApiKey.objects.get(pk=theirs.pk).revoked_at is None
+    assert ApiKey.objects.get(pk=mine.pk).revoked_at is not None
+
+
+def test_a_media_server_is_added_with_its_key_encrypted(client: Client, signed_in: Any) -> None:
+    response = client.post(
+        "/media-servers/",
+        {
+            "kind": "jellyfin",
+            "name": "Home",
+            "url": "http://192.168.1.20:8096",
+            "api_key": "jellyfin-api-key-123",
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    server = MediaServer.objects.get(user=signed_in)
+    assert server.api_key == "jellyfin-api-key-123"
+    assert "jellyfin-api-key-123" not in database_text()
+    assert "Home" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "http://jellyfin:8096/internal/action?confirm=1",
+        "http://jellyfin:8096/#",
+        "http://admin:secret@jellyfin:8096",
+    ],
+)
+def test_a_media_server_address_is_a_plain_http_base_address(
+    client: Client, signed_in: Any, url: str
+) -> None:
+    response = client.post(
+        "/media-servers/", {"kind": "plex", "name": "Plex", "url": url, "api_key": "t"}
+    )
+
+    assert response.status_code == 400
+    assert not MediaServer.objects.exists()
+
+
+@pytest.fixture
+def waiting_item(signed_in: Any, datasets: None, kitsu: Any) -> UnmatchedItem:
+    scrobble(
+        user_id=signed_in.pk,
+        watch=Watch(MediaIds(tvdb=999001), 3, 1, "Obscure Show", "jellyfin", {}),
+    )
+    return UnmatchedItem.objects.get(user=signed_in)
+
+
+def test_the_dashboard_lists_unmatched_items_with_their_waiting_episodes(
+    client: Client, waiting_item: UnmatchedItem
+) -> None:
+    page = client.get(DASHBOARD).content.decode()
+
+    assert "Obscure Show" in page
+    assert "episodes waiting:" in page
+    assert f"/unmatched/{waiting_item.pk}/match/" in page
+
+
+def test_matching_an_item_records_its_episodes_and_is_remembered(
+    client: Client, signed_in: Any, waiting_item: UnmatchedItem
+) -> None:
+    response = client.post(
+        f"/unmatched/{waiting_item.pk}/match/",
+        {"kitsu_id": "1", "episode_offset": "0", "every_season": "on"},
+        follow=True,
+    )
+
+    assert "1 waiting episode(s) were recorded now" in response.content.decode()
+    assert LibraryEntry.objects.get(user=signed_in, anime__kitsu_id=1).progress == 3
+    assert MediaOverride.objects.get(user=signed_in).season is None
+    assert "Obscure Show" not in client.get(DASHBOARD).content.decode()
+
+
+def test_a_match_without_a_kitsu_id_says_what_is_missing(
+    client: Client, waiting_item: UnmatchedItem
+) -> None:
+    response = client.post(f"/unmatched/{waiting_item.pk}/match/", {"kitsu_id": "x"}, follow=True)
+
+    assert "Give the Kitsu anime" in response.content.decode()
+    assert not MediaOverride.objects.exists()
+
+
+def test_another_users_item_cannot_be_matched_or_ignored(
+    client: Client, waiting_item: UnmatchedItem, make_user: Any
+) -> None:
+    client.force_login(make_user())
+
+    assert client.post(f"/unmatched/{waiting_item.pk}/match/", {"kitsu_id": "1"}).status_code == 404
+    assert client.post(f"/unmatched/{waiting_item.pk}/ignore/").status_code == 404
+    assert not MediaOverride.objects.exists()
+
+
+def test_searching_kitsu_for_an_item_offers_to_match_each_result(
+    client: Client, waiting_item: UnmatchedItem, kitsu: Any
+) -> None:
+    record = next(a for a in kitsu.store.anime if not a.nsfw and a.canonical_title)
+
+    page = client.get(
+        DASHBOARD, {"find": waiting_item.pk, "q": record.canonical_title}
+    ).content.decode()
+
+    assert f'name="kitsu_id" value="{record.id}"' in page
+    assert "This one" in page
+
+
+def test_ignoring_an_item_clears_it_and_forgetting_the_choice_brings_events_back(
+    client: Client, signed_in: Any, waiting_item: UnmatchedItem
+) -> None:
+    client.post(f"/unmatched/{waiting_item.pk}/ignore/")
+    choice = MediaOverride.objects.get(user=signed_in)
+    assert choice.ignore
+    assert "Obscure Show" not in client.get(DASHBOARD).content.decode()
+
+    client.post(f"/overrides/{choice.pk}/delete/")
+
+    assert not MediaOverride.objects.exists()
+
+
+def test_the_list_page_says_where_each_entry_stands_with_kitsu(
+    client: Client, signed_in: Any, settings: Any
+) -> None:
+    add_entries(signed_in, 2)
+    first = LibraryEntry.objects.filter(user=signed_in).order_by("anime__title").first()
+    entries.update_entry(
+        user_id=signed_in.pk, anime_kitsu_id=first.anime.kitsu_id, changes={"progress": 1}
+    )
+
+    page = client.get(LIBRARY).content.decode()
+
+    assert "import only: kept here" in page
+    assert "as on Kitsu" in page
+
+
+def test_the_dashboard_says_when_changes_stay_in_revenge(
+    client: Client, signed_in: Any, settings: Any
+) -> None:
+    assert 'id="import-only-note"' in client.get(DASHBOARD).content.decode()
+    settings.KITSU_SYNC_DIRECTION = "two_way"
+    assert 'id="import-only-note"' not in client.get(DASHBOARD).content.decode()
+
+
+def test_a_change_kitsu_refused_can_be_sent_again_from_the_list(
+    client: Client, signed_in: Any, deliveries: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    add_entries(signed_in, 1)
+    entry = LibraryEntry.objects.get(user=signed_in)
+    KitsuOutbox.objects.create(
+        user=signed_in,
+        anime=entry.anime,
+        entry=entry,
+        action="write",
+        queued_at=timezone.now(),
+        next_attempt_at=timezone.now(),
+        failed=True,
+        last_error="progress is unreasonably high",
+    )
+    assert "Send again" in client.get(LIBRARY).content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/library/{entry.anime.kitsu_id}/resend/", follow=True)
+
+    assert "will be sent to Kitsu again" in response.content.decode()
+    assert not KitsuOutbox.objects.get().failed
+    assert deliveries == [(signed_in.pk,)]

@@ -5,6 +5,8 @@ the media servers' webhooks. OpenAPI at /api/v1/openapi.json, an interactive pag
 
 from __future__ import annotations
 
+import logging
+
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -12,6 +14,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from kitsu_sync.api import library, scrobbling, webhooks
 from kitsu_sync.api.auth import API_KEY_AUTH
 from kitsu_sync.api.problems import Problem, problem
+
+logger = logging.getLogger(__name__)
 
 api = NinjaAPI(
     title="Revenge Kitsu sync",
@@ -67,3 +71,16 @@ def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return problem(request, exc.status_code, exc.message, exc.message)
+
+
+@api.exception_handler(Exception)
+def failed(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Logged with its traceback for the administrator; the caller gets JSON, not a debug page.
+    logger.exception("The API failed on %s %s", request.method, request.path)
+    return problem(
+        request,
+        500,
+        "Revenge failed to answer",
+        "Something went wrong on this server; nothing was half-done that would be lost. Try "
+        "again, and if it keeps failing, the administrator will find the error in the logs.",
+    )

@@ -10,8 +10,15 @@ from ninja import Query, Router, Status
 
 from kitsu_sync.api.auth import key_of
 from kitsu_sync.api.problems import Problem
-from kitsu_sync.api.schemas import AnimeOut, EntryCreate, EntryOut, EntryPatch, LibraryPage
-from kitsu_sync.kitsu_api import KitsuError, KitsuUsageError
+from kitsu_sync.api.schemas import (
+    AnimeOut,
+    EntryCreate,
+    EntryOut,
+    EntryPatch,
+    LibraryPage,
+    with_problems,
+)
+from kitsu_sync.kitsu_api import KitsuError, KitsuNotFound, KitsuUsageError
 from kitsu_sync.models import LibraryEntry, WatchStatus
 from kitsu_sync.services import entries, metadata
 
@@ -60,7 +67,11 @@ def _entry_problem(exc: entries.EntryError) -> Problem:
     return Problem(422, "The change is not valid", exc.message, field=exc.field)
 
 
-@router.get("/library", response=LibraryPage, summary="Your list, a page at a time")
+@router.get(
+    "/library",
+    response=with_problems({200: LibraryPage}, 422),
+    summary="Your list, a page at a time",
+)
 def list_library(
     request: HttpRequest,
     status: WatchStatus | None = None,
@@ -85,7 +96,11 @@ def list_library(
     }
 
 
-@router.post("/library", response={201: EntryOut, 200: EntryOut}, summary="Add an anime")
+@router.post(
+    "/library",
+    response=with_problems({201: EntryOut, 200: EntryOut}, 404, 422, 502),
+    summary="Add an anime",
+)
 def add_to_library(request: HttpRequest, body: EntryCreate) -> Any:
     try:
         _, created = entries.add_entry(
@@ -93,20 +108,30 @@ def add_to_library(request: HttpRequest, body: EntryCreate) -> Any:
             anime_kitsu_id=body.kitsu_anime_id,
             status=body.status,
         )
-    except KitsuError as exc:
+    except KitsuNotFound as exc:
         raise Problem(
-            502 if exc.retryable else 404, "Kitsu could not be asked", exc.message
+            404, "No such anime on Kitsu", f"Kitsu has no anime {body.kitsu_anime_id}."
         ) from exc
+    except KitsuError as exc:
+        raise Problem(502, "Kitsu could not be asked", exc.message) from exc
     entry = _entry(request, body.kitsu_anime_id)
     return Status(201 if created else 200, one_out(entry))
 
 
-@router.get("/library/{kitsu_anime_id}", response=EntryOut, summary="One entry of your list")
+@router.get(
+    "/library/{kitsu_anime_id}",
+    response=with_problems({200: EntryOut}, 404),
+    summary="One entry of your list",
+)
 def get_entry(request: HttpRequest, kitsu_anime_id: int) -> dict[str, Any]:
     return one_out(_entry(request, kitsu_anime_id))
 
 
-@router.patch("/library/{kitsu_anime_id}", response=EntryOut, summary="Change an entry")
+@router.patch(
+    "/library/{kitsu_anime_id}",
+    response=with_problems({200: EntryOut}, 404, 422),
+    summary="Change an entry",
+)
 def patch_entry(request: HttpRequest, kitsu_anime_id: int, body: EntryPatch) -> dict[str, Any]:
     changes = body.dict(exclude_unset=True)
     try:
@@ -118,14 +143,20 @@ def patch_entry(request: HttpRequest, kitsu_anime_id: int, body: EntryPatch) -> 
     return one_out(_entry(request, kitsu_anime_id))
 
 
-@router.delete("/library/{kitsu_anime_id}", response={204: None}, summary="Remove an entry")
+@router.delete(
+    "/library/{kitsu_anime_id}", response=with_problems({204: None}, 404), summary="Remove an entry"
+)
 def delete_entry(request: HttpRequest, kitsu_anime_id: int) -> Any:
     if not entries.delete_entry(user_id=key_of(request).user_id, anime_kitsu_id=kitsu_anime_id):
         raise Http404(f"Your list has no entry for Kitsu anime {kitsu_anime_id}.")
     return Status(204, None)
 
 
-@router.get("/anime/search", response=list[AnimeOut], summary="Find anime on Kitsu by title")
+@router.get(
+    "/anime/search",
+    response=with_problems({200: list[AnimeOut]}, 422, 502),
+    summary="Find anime on Kitsu by title",
+)
 def search_anime(
     request: HttpRequest,
     q: str = Query(..., min_length=1, max_length=200),

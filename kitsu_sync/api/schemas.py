@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
 Status = Literal["watching", "completed", "on_hold", "dropped", "plan_to_watch"]
 
@@ -37,8 +38,10 @@ class EntryOut(Schema):
 
 
 class EntryPatch(Schema):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
     status: Status | None = None
-    progress: int | None = Field(None, ge=0)
+    progress: int | None = Field(None, ge=0, le=100_000)
     score: int | None = Field(None, ge=0, le=100, description="0..100; 0 or null clears it")
     rewatching: bool | None = None
     rewatch_count: int | None = Field(None, ge=0, le=50)
@@ -49,7 +52,9 @@ class EntryPatch(Schema):
 
 
 class EntryCreate(Schema):
-    kitsu_anime_id: int = Field(ge=1)
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
+    kitsu_anime_id: int = Field(ge=1, le=2_000_000_000)
     status: Status = "plan_to_watch"
 
 
@@ -75,18 +80,27 @@ class AnimeOut(Schema):
 class ScrobbleIn(Schema):
     """The show (by any of its ids, else its title), and the episode watched."""
 
-    kitsu_id: int | None = Field(None, ge=1)
-    mal_id: int | None = Field(None, ge=1, description="MyAnimeList anime id")
-    anilist_id: int | None = Field(None, ge=1)
-    anidb_id: int | None = Field(None, ge=1)
-    tvdb_id: int | None = Field(None, ge=1, description="TheTVDB series id (with season)")
-    tmdb_id: int | None = Field(None, ge=1, description="TMDB TV series id (with season)")
-    tmdb_movie_id: int | None = Field(None, ge=1)
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
+    kitsu_id: int | None = Field(None, ge=1, le=2_000_000_000)
+    mal_id: int | None = Field(None, ge=1, le=2_000_000_000, description="MyAnimeList anime id")
+    anilist_id: int | None = Field(None, ge=1, le=2_000_000_000)
+    anidb_id: int | None = Field(None, ge=1, le=2_000_000_000)
+    tvdb_id: int | None = Field(
+        None, ge=1, le=2_000_000_000, description="TheTVDB series id (with season)"
+    )
+    tmdb_id: int | None = Field(
+        None, ge=1, le=2_000_000_000, description="TMDB TV series id (with season)"
+    )
+    tmdb_movie_id: int | None = Field(None, ge=1, le=2_000_000_000)
     imdb_id: str | None = Field(None, pattern=r"^tt[0-9]{1,12}$")
     season: int | None = Field(
-        None, ge=0, description="Season number; 0: specials; none: the episode is absolute"
+        None,
+        ge=0,
+        le=10_000,
+        description="Season number; 0: specials; none: the episode is absolute",
     )
-    episode: int = Field(ge=1)
+    episode: int = Field(ge=1, le=100_000)
     title: str | None = Field(None, max_length=500, description="Used only when no id is given")
 
 
@@ -108,3 +122,23 @@ class ScrobbleOut(Schema):
     entry: EntryOut | None = None
     unmatched_id: int | None = None
     candidates: list[Candidate] = []
+
+
+class ProblemOut(Schema):
+    """Every error: problem details (RFC 9457), `detail` saying what to do."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, str]] | None = Field(
+        None, description="422 for the request's shape: each field and what is wrong with it"
+    )
+    field: str | None = Field(None, description="422 for an entry change: the field refused")
+
+
+def with_problems(ok: dict[int, object], *statuses: int) -> dict[int, object]:
+    """An endpoint's answers for OpenAPI: its own, and problems with these statuses (401 and
+    500 for every endpoint)."""
+    return {**ok, **dict.fromkeys((401, *statuses, 500), ProblemOut)}

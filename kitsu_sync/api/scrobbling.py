@@ -6,15 +6,16 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Router, Status
 
 from kitsu_sync.api.auth import key_of
 from kitsu_sync.api.library import one_out
 from kitsu_sync.api.problems import Problem
-from kitsu_sync.api.schemas import ScrobbleIn, ScrobbleOut
+from kitsu_sync.api.schemas import ScrobbleIn, ScrobbleOut, with_problems
 from kitsu_sync.media_servers import MediaIds
 from kitsu_sync.models import IdempotentRequest
-from kitsu_sync.services.scrobble import Outcome, Scrobbled, Watch, scrobble
+from kitsu_sync.services.scrobble import IDEMPOTENCY_KEPT, Outcome, Scrobbled, Watch, scrobble
 
 router = Router(tags=["scrobbling"])
 MAX_IDEMPOTENCY_KEY = 200
@@ -68,7 +69,19 @@ def _watch(body: ScrobbleIn) -> Watch:
 
 @router.post(
     "/scrobble",
-    response=ScrobbleOut,
+    response=with_problems({200: ScrobbleOut}, 400, 422),
+    openapi_extra={
+        "parameters": [
+            {
+                "in": "header",
+                "name": "Idempotency-Key",
+                "required": False,
+                "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
+                "description": "A retry with the same key (within 24 hours) gets the first "
+                "answer again and changes nothing.",
+            }
+        ]
+    },
     summary="Record a watched episode",
     description=(
         "Resolves the show and episode to a Kitsu anime and episode (docs/resolve.md) and "
@@ -83,9 +96,14 @@ def scrobble_episode(request: HttpRequest, body: ScrobbleIn) -> Any:
     if len(key) > MAX_IDEMPOTENCY_KEY:
         raise Problem(400, "The Idempotency-Key is too long", "Use at most 200 characters.")
     if key:
-        earlier = IdempotentRequest.objects.filter(user_id=user_id, key=key).first()
+        kept_since = timezone.now() - IDEMPOTENCY_KEPT
+        earlier = IdempotentRequest.objects.filter(
+            user_id=user_id, key=key, created_at__gte=kept_since
+        ).first()
         if earlier is not None:
             return Status(earlier.status, earlier.body)
+        # An answer older than that is forgotten (beat prunes it): the key is free again.
+        IdempotentRequest.objects.filter(user_id=user_id, key=key).delete()
     answer = scrobbled_out(scrobble(user_id=user_id, watch=watch))
     if key:
         try:

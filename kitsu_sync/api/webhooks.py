@@ -16,7 +16,7 @@ from ninja import Router
 
 from kitsu_sync.api.auth import WEBHOOK_AUTH, key_of
 from kitsu_sync.api.problems import Problem
-from kitsu_sync.api.schemas import ScrobbleOut
+from kitsu_sync.api.schemas import ScrobbleOut, with_problems
 from kitsu_sync.api.scrobbling import scrobbled_out
 from kitsu_sync.services.scrobble import scrobble_webhook
 from kitsu_sync.webhooks import PARSERS, WebhookError
@@ -24,6 +24,7 @@ from kitsu_sync.webhooks import PARSERS, WebhookError
 router = Router(tags=["webhooks"], auth=WEBHOOK_AUTH)
 
 _FORM_PART = {"plex": "payload", "emby": "data"}
+NAMES = {"jellyfin": "a Jellyfin", "plex": "a Plex", "emby": "an Emby"}
 
 
 def _body(request: HttpRequest, source: str) -> Any:
@@ -48,7 +49,7 @@ def _receive(request: HttpRequest, source: str) -> dict[str, Any]:
     except WebhookError as exc:
         raise Problem(
             400,
-            f"This is not a {source.title()} webhook",
+            f"This is not {NAMES[source]} webhook",
             f"{exc.message} Check the webhook's settings in {source.title()} (docs/scrobbling.md).",
         ) from exc
     return scrobbled_out(scrobble_webhook(key=key_of(request), playback=playback))
@@ -61,16 +62,28 @@ DESCRIPTION = (
 )
 
 
-@router.post("/jellyfin", response=ScrobbleOut, description=DESCRIPTION.format(server="Jellyfin"))
+@router.post(
+    "/jellyfin",
+    response=with_problems({200: ScrobbleOut}, 400),
+    description=DESCRIPTION.format(server="Jellyfin"),
+)
 def jellyfin(request: HttpRequest) -> dict[str, Any]:
     return _receive(request, "jellyfin")
 
 
-@router.post("/plex", response=ScrobbleOut, description=DESCRIPTION.format(server="Plex"))
+@router.post(
+    "/plex",
+    response=with_problems({200: ScrobbleOut}, 400),
+    description=DESCRIPTION.format(server="Plex"),
+)
 def plex(request: HttpRequest) -> dict[str, Any]:
     return _receive(request, "plex")
 
 
-@router.post("/emby", response=ScrobbleOut, description=DESCRIPTION.format(server="Emby"))
+@router.post(
+    "/emby",
+    response=with_problems({200: ScrobbleOut}, 400),
+    description=DESCRIPTION.format(server="Emby"),
+)
 def emby(request: HttpRequest) -> dict[str, Any]:
     return _receive(request, "emby")

@@ -39,7 +39,12 @@ def _digest(key: str) -> str:
 
 
 def _server_users(names: Iterable[str]) -> list[str]:
-    return sorted({name.strip() for name in names if name.strip()}, key=str.lower)
+    """The names, trimmed, each once whatever its case (the first spelling kept)."""
+    kept: dict[str, str] = {}
+    for name in names:
+        kept.setdefault(name.strip().lower(), name.strip())
+    kept.pop("", None)
+    return sorted(kept.values(), key=str.lower)
 
 
 def create_key(

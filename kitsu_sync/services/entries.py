@@ -16,11 +16,18 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from kitsu_sync.mapping import RECONSUME_COUNT_MAX, SCORE_MAX
+from kitsu_sync.mapping import RECONSUME_COUNT_MAX, SCORE_MAX, progress_cap
 from kitsu_sync.merge import SyncDirection
-from kitsu_sync.models import Anime, KitsuOutbox, LibraryEntry, OutboxAction, WatchStatus
+from kitsu_sync.models import (
+    Anime,
+    KitsuOutbox,
+    KitsuToken,
+    LibraryEntry,
+    OutboxAction,
+    WatchStatus,
+)
 from kitsu_sync.services import outbox
-from kitsu_sync.services.metadata import anime_details
+from kitsu_sync.services.metadata import stored_anime
 
 EDITABLE = (
     "status",
@@ -65,8 +72,8 @@ def _checked(name: str, value: Any, anime: Anime) -> Any:
             raise EntryError(f"status is one of {', '.join(WatchStatus.values)}.", field=name)
         return value
     if name == "progress":
-        count = anime.episode_count or None
-        return _whole(value, "progress", low=0, high=count)
+        cap = progress_cap(anime.episode_count, anime.start_date, timezone.now().date())
+        return _whole(value, "progress", low=0, high=cap)
     if name == "score":
         return None if value is None else _whole(value, "score", low=0, high=SCORE_MAX) or None
     if name == "rewatch_count":
@@ -89,16 +96,6 @@ def _moment(name: str, value: Any) -> datetime | None:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise EntryError(f"{name} is a date and time with its time zone.", field=name)
     return value
-
-
-def _stored_anime(kitsu_id: int) -> Anime:
-    anime = Anime.objects.filter(kitsu_id=kitsu_id).first()
-    if anime is not None:
-        return anime
-    fields = anime_details(kitsu_id=kitsu_id)
-    return Anime.objects.update_or_create(
-        kitsu_id=kitsu_id, defaults={k: v for k, v in fields.items() if k != "kitsu_id"}
-    )[0]
 
 
 def _save(entry: LibraryEntry) -> bool:
@@ -144,7 +141,7 @@ def add_entry(*, user_id: int, anime_kitsu_id: int, status: str) -> tuple[Librar
     """Add the anime to the user's list (the entry, and whether it is new)."""
     if status not in WatchStatus.values:
         raise EntryError(f"status is one of {', '.join(WatchStatus.values)}.", field="status")
-    anime = _stored_anime(anime_kitsu_id)
+    anime = stored_anime(anime_kitsu_id)
     with transaction.atomic():
         entry, created = LibraryEntry.objects.get_or_create(
             user_id=user_id, anime=anime, defaults={"status": status}
@@ -186,7 +183,7 @@ class KitsuState:
     WAITING = "waiting"  # a change waits in the outbox
     SENT = "sent"  # Kitsu took Revenge's last change
     FAILED = "failed"  # Kitsu refused the change (why is given)
-    LOCAL = "local"  # import only: Revenge's changes stay here
+    LOCAL = "local"  # import only, or no Kitsu account: Revenge's changes stay here
 
 
 @dataclass(frozen=True)
@@ -196,7 +193,7 @@ class Standing:
 
 
 def standings(entries: list[LibraryEntry]) -> dict[int, Standing]:
-    """Where each entry stands with Kitsu, by entry pk (one query for the outbox rows)."""
+    """Where each entry stands with Kitsu, by entry pk (two queries: outbox rows, links)."""
     if not entries:
         return {}
     user_ids = {entry.user_id for entry in entries}
@@ -206,14 +203,22 @@ def standings(entries: list[LibraryEntry]) -> dict[int, Standing]:
             user_id__in=user_ids, anime_id__in=[entry.anime_id for entry in entries]
         )
     }
-    importing = settings.KITSU_SYNC_DIRECTION == SyncDirection.IMPORT_ONLY
+    if settings.KITSU_SYNC_DIRECTION == SyncDirection.IMPORT_ONLY:
+        kept_here = dict.fromkeys(user_ids, "import only")
+    else:
+        linked = set(
+            KitsuToken.objects.filter(user_id__in=user_ids).values_list("user_id", flat=True)
+        )
+        kept_here = {user: "no Kitsu account linked" for user in user_ids - linked}
     return {
-        entry.pk: _standing(entry, rows.get((entry.user_id, entry.anime_id)), importing)
+        entry.pk: _standing(
+            entry, rows.get((entry.user_id, entry.anime_id)), kept_here.get(entry.user_id)
+        )
         for entry in entries
     }
 
 
-def _standing(entry: LibraryEntry, row: KitsuOutbox | None, importing: bool) -> Standing:
+def _standing(entry: LibraryEntry, row: KitsuOutbox | None, kept_here: str | None) -> Standing:
     if row is not None and row.failed:
         return Standing(KitsuState.FAILED, f"Kitsu refused the change: {row.last_error}")
     if row is not None:
@@ -222,8 +227,8 @@ def _standing(entry: LibraryEntry, row: KitsuOutbox | None, importing: bool) -> 
     changed_here = entry.local_updated_at is not None and (
         entry.pushed_at is None or entry.pushed_at < entry.local_updated_at
     )
-    if importing and changed_here:
-        return Standing(KitsuState.LOCAL, "changed in Revenge; import only: kept here")
+    if kept_here and changed_here:
+        return Standing(KitsuState.LOCAL, f"changed in Revenge; {kept_here}: kept here")
     if entry.pushed_at is not None and not changed_here:
         return Standing(KitsuState.SENT, f"sent to Kitsu at {entry.pushed_at:%Y-%m-%d %H:%M} UTC")
     return Standing(KitsuState.IN_STEP, "as on Kitsu")

@@ -31,7 +31,7 @@ def show_ids(*, user_id: int, kind: str, series_key: str, user_key: str = "") ->
     if server is None:
         raise NoMediaServer(
             f"No {kind.title()} server is set up for this user, so Revenge cannot ask it for the "
-            "show's ids: add one in the admin (URL and API key)."
+            "show's ids: add one on the dashboard (address and API key)."
         )
     client = client_for(server)
     if user_key and not client.user_id:

@@ -10,6 +10,7 @@ from typing import Any
 from kitsu_sync.kitsu_api import KitsuUsageError
 from kitsu_sync.kitsu_client import get_kitsu_client
 from kitsu_sync.mapping import anime_fields
+from kitsu_sync.models import Anime
 
 SEASONS = ("winter", "spring", "summer", "fall")
 
@@ -49,6 +50,18 @@ def resolve_site(site: str) -> str:
 def anime_details(*, kitsu_id: int) -> dict[str, Any]:
     """One anime with its external ids (its mappings come in the same response)."""
     return anime_fields(get_kitsu_client().anime(kitsu_id, include=("mappings",)))
+
+
+def stored_anime(kitsu_id: int) -> Anime:
+    """The anime as stored here; one this server never saw is asked of Kitsu and stored first
+    (KitsuNotFound when Kitsu has no such anime, another KitsuError when it cannot answer)."""
+    anime = Anime.objects.filter(kitsu_id=kitsu_id).first()
+    if anime is not None:
+        return anime
+    fields = anime_details(kitsu_id=kitsu_id)
+    return Anime.objects.update_or_create(
+        kitsu_id=kitsu_id, defaults={k: v for k, v in fields.items() if k != "kitsu_id"}
+    )[0]
 
 
 def search_anime(*, query: str, limit: int = 20) -> list[dict[str, Any]]:

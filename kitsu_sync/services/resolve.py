@@ -479,6 +479,11 @@ def normalised_title(title: str) -> str:
 
 def _by_title(attempt: _Attempt, title: str) -> Resolution:
     """The last step: a Kitsu title search whose one fitting result is taken."""
+    if attempt.season == 0:
+        return attempt.unmatched(
+            f"A title search cannot tell which Kitsu anime holds {title!r}'s specials "
+            "(season 0); choose it yourself."
+        )
     if attempt.season is not None and attempt.season > 1:
         return attempt.unmatched(
             f"A title search cannot tell which of {title!r}'s anime season {attempt.season} is; "
@@ -531,12 +536,17 @@ def _reconcile_direct(attempt: _Attempt, direct: dict[int, list[str]]) -> Resolu
         attempt.tried.append(f"Kitsu {kitsu_id} names the show, not its season {attempt.season}")
         return None
     count = _episode_counts([kitsu_id])[kitsu_id]
+    exact = attempt.ids.kitsu == kitsu_id
     if not _within(count, attempt.episode):
-        attempt.tried.append(
-            f"episode {attempt.episode} is beyond Kitsu {kitsu_id}'s {count} episodes"
-        )
+        beyond = f"episode {attempt.episode} is beyond Kitsu {kitsu_id}'s {count} episodes"
+        if exact and count:
+            # The caller named this very Kitsu anime: which anime is not in doubt, so the
+            # episode is counted as its last (an id mapped from another site goes on instead:
+            # the episode may belong to the next season's entry).
+            return Match(kitsu_id, count, (*how, f"{beyond}: counted as {count}"), Confidence.EXACT)
+        attempt.tried.append(beyond)
         return None
-    confidence = Confidence.EXACT if attempt.ids.kitsu == kitsu_id else Confidence.MAPPED
+    confidence = Confidence.EXACT if exact else Confidence.MAPPED
     return Match(kitsu_id, attempt.episode, tuple(how), confidence)
 
 
@@ -555,9 +565,11 @@ def _show_of(attempt: _Attempt) -> set[int]:
 def _user_choice(
     user_id: int, keys: dict[str, str], title: str | None, season: int | None, episode: int | None
 ) -> Resolution | None:
-    """The user's override for this show (a show with no id is remembered by its title)."""
+    """The user's override for this show. A show is remembered by its best id, or by its
+    title when it came with none (its media server could not be asked, say): a choice made
+    for the title still holds once the ids are known, below any choice made for an id."""
     override_keys = dict(keys)
-    if title and not keys:
+    if title:
         override_keys["title"] = normalised_title(title)
     override = _override(user_id, override_keys, season)
     return None if override is None else _apply_override(override, episode)

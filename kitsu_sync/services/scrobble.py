@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from kitsu_sync.kitsu_api import KitsuError
+from kitsu_sync.kitsu_api import KitsuError, KitsuNotFound
 from kitsu_sync.media_servers import MediaIds, MediaServerError
 from kitsu_sync.models import (
     ApiKey,
+    IdempotentRequest,
     LibraryEntry,
     MediaOverride,
     UnmatchedItem,
     UnmatchedStatus,
+    WatchReport,
 )
-from kitsu_sync.services import api_keys, media_servers
+from kitsu_sync.services import api_keys, media_servers, metadata
 from kitsu_sync.services.resolve import Match, Unmatched, normalised_title, resolve
 from kitsu_sync.services.watch import record_watch_progress
 from kitsu_sync.webhooks import Playback
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 # An item left unmatched by a passing failure is tried again after this long.
 RETRY_UNMATCHED_AFTER = timedelta(minutes=5)
+# An answer given to an Idempotency-Key is given again to a retry for this long.
+IDEMPOTENCY_KEPT = timedelta(hours=24)
 # The id a show is remembered by, best first (the override a match creates uses it).
 SHOW_KEYS = ("tvdb", "tmdb_tv", "anidb", "mal", "anilist", "kitsu", "tmdb_movie", "imdb")
 
@@ -89,21 +94,14 @@ def _keep_unmatched(user_id: int, watch: Watch, found: Unmatched, *, retry: bool
     candidates = [
         {"kitsu_id": c.kitsu_id, "episode": c.episode, "source": c.source} for c in found.candidates
     ]
+    key = {"user_id": user_id, "site": site, "external_id": external_id, "season": watch.season}
     with transaction.atomic():
-        item = (
-            UnmatchedItem.objects.select_for_update()
-            .filter(user_id=user_id, site=site, external_id=external_id, season=watch.season)
-            .first()
+        # Created first (two reports of a new show at once: get_or_create takes the other's
+        # row), then locked, so that concurrent reports each add their episode.
+        UnmatchedItem.objects.get_or_create(
+            **key, defaults={"first_seen": now, "last_seen": now, "reports": 0}
         )
-        if item is None:
-            item = UnmatchedItem(
-                user_id=user_id,
-                site=site,
-                external_id=external_id,
-                season=watch.season,
-                first_seen=now,
-                reports=0,
-            )
+        item = UnmatchedItem.objects.select_for_update().get(**key)
         item.source = watch.source
         item.title = watch.title[:500]
         item.details = {**watch.details, "ids": watch.ids.known()}
@@ -121,9 +119,19 @@ def _keep_unmatched(user_id: int, watch: Watch, found: Unmatched, *, retry: bool
 
 def _record(user_id: int, watch: Watch, found: Match) -> Scrobbled:
     episode = found.episode or watch.episode
-    watched = record_watch_progress(
-        user_id=user_id, anime_kitsu_id=found.kitsu_id, episode=episode, source=watch.source
-    )
+    try:
+        watched = record_watch_progress(
+            user_id=user_id, anime_kitsu_id=found.kitsu_id, episode=episode, source=watch.source
+        )
+    except KitsuNotFound:
+        # A choice (or a mapping) naming an anime Kitsu no longer has.
+        reason = f"Kitsu has no anime {found.kitsu_id} (found by {found.source})."
+        item = _keep_unmatched(user_id, watch, Unmatched(reason), retry=False)
+        return Scrobbled(Outcome.UNMATCHED, reason, unmatched=item)
+    except KitsuError as exc:
+        reason = f"Kitsu could not be asked about anime {found.kitsu_id} ({exc.message})."
+        item = _keep_unmatched(user_id, watch, Unmatched(reason), retry=True)
+        return Scrobbled(Outcome.UNMATCHED, reason, unmatched=item)
     if watched.repeated:
         outcome, reason = Outcome.REPEATED, "the same episode was reported moments ago"
     elif watched.changed:
@@ -224,9 +232,34 @@ def _scrobble_asking_the_server(user_id: int, watch: Watch) -> Scrobbled:
 
 
 class UnmatchedError(ValueError):
+    """The choice cannot be made as asked; `message` says why."""
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class NoSuchUnmatched(UnmatchedError):
+    """The user has no such unmatched item."""
+
+
+def _item(user_id: int, item_id: int) -> UnmatchedItem:
+    item = UnmatchedItem.objects.filter(pk=item_id, user_id=user_id).first()
+    if item is None:
+        raise NoSuchUnmatched("No such unmatched item in your list.")
+    return item
+
+
+def _chosen_anime(kitsu_id: int) -> None:
+    """Check that Kitsu has the anime the user chose (and store it) before remembering it."""
+    try:
+        metadata.stored_anime(kitsu_id)
+    except KitsuNotFound as exc:
+        raise UnmatchedError(f"Kitsu has no anime with the id {kitsu_id}.") from exc
+    except KitsuError as exc:
+        raise UnmatchedError(
+            f"Kitsu could not be asked about anime {kitsu_id} ({exc.message}); try again."
+        ) from exc
 
 
 def _replay(item: UnmatchedItem) -> list[Scrobbled]:
@@ -241,9 +274,11 @@ def _replay(item: UnmatchedItem) -> list[Scrobbled]:
         for episode in waiting
     ]
     if results and all(r.outcome != Outcome.UNMATCHED for r in results):
+        # Recorded: the episodes no longer wait (a later row of the show starts afresh).
         item.status = UnmatchedStatus.MATCHED
         item.retry_after = None
-        item.save(update_fields=["status", "retry_after"])
+        item.episodes = []
+        item.save(update_fields=["status", "retry_after", "episodes"])
     return results
 
 
@@ -256,11 +291,10 @@ def match_unmatched(
     every_season: bool = False,
 ) -> list[Scrobbled]:
     """The user's answer: this show (this season of it, unless `every_season`) is that Kitsu
-    anime, with this episode offset. Remembered as an override; the episodes waiting are
-    recorded now."""
-    item = UnmatchedItem.objects.filter(pk=item_id, user_id=user_id).first()
-    if item is None:
-        raise UnmatchedError("No such unmatched item in your list.")
+    anime, with this episode offset. Remembered as an override; the episodes waiting (of every
+    season of the show, for `every_season`) are recorded now."""
+    item = _item(user_id, item_id)
+    _chosen_anime(kitsu_id)
     season = None if every_season else item.season
     try:
         with transaction.atomic():
@@ -273,14 +307,22 @@ def match_unmatched(
             )
     except IntegrityError as exc:
         raise UnmatchedError("That choice could not be saved; try again.") from exc
-    return _replay(item)
+    waiting = [item]
+    if every_season:
+        waiting = list(
+            UnmatchedItem.objects.filter(
+                user_id=user_id,
+                site=item.site,
+                external_id=item.external_id,
+                status=UnmatchedStatus.WAITING,
+            ).order_by("season")
+        )
+    return [done for each in waiting for done in _replay(each)]
 
 
 def ignore_unmatched(*, user_id: int, item_id: int, every_season: bool = True) -> None:
     """The user's answer: ignore this series (later events of it too)."""
-    item = UnmatchedItem.objects.filter(pk=item_id, user_id=user_id).first()
-    if item is None:
-        raise UnmatchedError("No such unmatched item in your list.")
+    item = _item(user_id, item_id)
     MediaOverride.objects.update_or_create(
         user_id=user_id,
         site=item.site,
@@ -302,3 +344,13 @@ def retry_due_unmatched() -> int:
     for item in due:
         _replay(item)
     return len(due)
+
+
+def prune_records(*, now: datetime | None = None) -> int:
+    """Forget watch reports older than the repeat window and stored answers to idempotent
+    requests older than IDEMPOTENCY_KEPT (beat runs this hourly). How many rows went."""
+    now = now or timezone.now()
+    window = settings.KITSU_SCROBBLE_REPEAT_WINDOW
+    reports = WatchReport.objects.filter(reported_at__lt=now - window).delete()[0]
+    answers = IdempotentRequest.objects.filter(created_at__lt=now - IDEMPOTENCY_KEPT).delete()[0]
+    return reports + answers

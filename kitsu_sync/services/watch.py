@@ -8,7 +8,7 @@ change is queued in the outbox in the same transaction (services/outbox.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -16,9 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from kitsu_sync.mapping import RECONSUME_COUNT_MAX
-from kitsu_sync.models import Anime, LibraryEntry, WatchReport, WatchStatus
+from kitsu_sync.models import LibraryEntry, WatchReport, WatchStatus
 from kitsu_sync.services import outbox
-from kitsu_sync.services.metadata import anime_details
+from kitsu_sync.services.metadata import stored_anime
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,20 @@ class WatchedEntry:
     finished_at: datetime | None
 
 
+# An earlier episode reported this soon after the show was completed is a late report of the
+# same watch (webhooks can arrive out of order), not the start of a rewatch.
+LATE_REPORT_WINDOW = timedelta(minutes=30)
+
+
 def after_watching(
     entry: WatchedEntry, *, episode: int, episode_count: int | None, now: datetime
 ) -> WatchedEntry:
     """The entry once episode `episode` has been watched (pure; unknown count: None or 0).
 
     Progress never goes backwards, except that starting a completed show again begins a
-    rewatch at that episode. Finishing a rewatch counts it and completes the entry again.
+    rewatch at that episode (unless the show was completed within LATE_REPORT_WINDOW: then
+    the episode is a late report of the watch that completed it). Finishing a rewatch counts
+    it and completes the entry again.
     """
     count = episode_count or None
     if count is not None:
@@ -56,7 +63,10 @@ def after_watching(
     if completed:
         finale_again = count is not None and episode >= count
         more_episodes = count is None and episode > entry.progress
-        if finale_again:
+        just_finished = (
+            entry.finished_at is not None and now - entry.finished_at < LATE_REPORT_WINDOW
+        )
+        if finale_again or (just_finished and not more_episodes):
             return entry
         if more_episodes:
             values["progress"] = episode
@@ -76,19 +86,6 @@ def after_watching(
                 rewatch_count=min(entry.rewatch_count + 1, RECONSUME_COUNT_MAX),
             )
     return WatchedEntry(**values)
-
-
-def _anime(anime_kitsu_id: int) -> Anime:
-    anime = Anime.objects.filter(kitsu_id=anime_kitsu_id).first()
-    if anime is not None:
-        return anime
-    # A title the library never held: its details (and external ids) come from Kitsu first.
-    fields = anime_details(kitsu_id=anime_kitsu_id)
-    anime, _ = Anime.objects.update_or_create(
-        kitsu_id=anime_kitsu_id,
-        defaults={name: value for name, value in fields.items() if name != "kitsu_id"},
-    )
-    return anime
 
 
 @dataclass(frozen=True)
@@ -114,7 +111,7 @@ def record_watch_progress(
     """
     if isinstance(episode, bool) or not isinstance(episode, int) or episode < 1:
         raise ValueError(f"An episode number is a whole number from 1, not {episode!r}.")
-    anime = _anime(anime_kitsu_id)
+    anime = stored_anime(anime_kitsu_id)
     now = timezone.now()
     with transaction.atomic():
         LibraryEntry.objects.get_or_create(

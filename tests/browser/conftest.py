@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
+REVENGE_PASSWORD = "revenge-pass-1"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -52,3 +54,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def sign_in(live_server: Any) -> Callable[[Page, str], None]:
+    """Sign a Revenge user (made with the `make_user` default password) in on `page`; they
+    land on the dashboard, not yet linked to Kitsu."""
+
+    def sign(page: Page, username: str) -> None:
+        page.goto(f"{live_server.url}/")
+        # The dashboard needs a signed-in user: allauth's sign-in page, in the site layout.
+        expect(page).to_have_url(f"{live_server.url}/accounts/login/?next=/")
+        page.fill("input[name=login]", username)
+        page.fill("input[name=password]", REVENGE_PASSWORD)
+        page.get_by_role("button", name="Sign In").click()
+        expect(page.get_by_role("heading", name="Link your Kitsu account")).to_be_visible()
+
+    return sign

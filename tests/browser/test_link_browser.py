@@ -13,18 +13,6 @@ from kitsu_sync.models import KitsuToken, LibraryEntry
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-REVENGE_PASSWORD = "revenge-pass-1"
-
-
-def sign_in(page: Page, live_server: Any, username: str) -> None:
-    page.goto(f"{live_server.url}/")
-    # The dashboard needs a signed-in user: allauth's sign-in page, in the site layout.
-    expect(page).to_have_url(f"{live_server.url}/accounts/login/?next=/")
-    page.fill("input[name=login]", username)
-    page.fill("input[name=password]", REVENGE_PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    expect(page.get_by_role("heading", name="Link your Kitsu account")).to_be_visible()
-
 
 def run_first_sync(username: str) -> bool:
     """The sync the link asked for, run in this process with the `kitsu_sync` command.
@@ -39,11 +27,16 @@ def run_first_sync(username: str) -> bool:
 
 
 def test_a_person_links_kitsu_through_the_authorize_page_then_unlinks(
-    page: Page, live_server: Any, make_user: Any, code_flow: Any, sync_requests: Any
+    page: Page,
+    live_server: Any,
+    sign_in: Any,
+    make_user: Any,
+    code_flow: Any,
+    sync_requests: Any,
 ) -> None:
-    user = make_user("alice", password=REVENGE_PASSWORD)
+    user = make_user("alice")
     demo = code_flow.credentials(1)
-    sign_in(page, live_server, "alice")
+    sign_in(page, "alice")
 
     page.get_by_role("button", name="Link Kitsu").click()
     # Kitsu's side: sign in, then approve.
@@ -81,11 +74,11 @@ def test_a_person_links_kitsu_through_the_authorize_page_then_unlinks(
 
 
 def test_a_person_links_kitsu_with_the_password_form(
-    page: Page, live_server: Any, make_user: Any, kitsu: Any, sync_requests: Any
+    page: Page, live_server: Any, sign_in: Any, make_user: Any, kitsu: Any, sync_requests: Any
 ) -> None:
-    user = make_user("bob", password=REVENGE_PASSWORD)
+    user = make_user("bob")
     demo = kitsu.credentials(2)  # a password with & = + % and spaces
-    sign_in(page, live_server, "bob")
+    sign_in(page, "bob")
 
     page.get_by_role("link", name="Link Kitsu").click()
     page.get_by_label("Kitsu email or profile URL name").fill(demo.name)

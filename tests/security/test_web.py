@@ -95,7 +95,8 @@ def concrete_path(route: str, *, run: SyncRun, user: Any) -> str:
                 return "/" + head + example
         raise AssertionError(f"no example for {route}")
     path = route.replace("<int:pk>", str(run.pk)).replace("<id>", str(user.pk))
-    path = path.replace("<kitsu_anime_id>", str(_kitsu_anime_id(user)))
+    for marker in ("<kitsu_anime_id>", "<int:kitsu_anime_id>"):
+        path = path.replace(marker, str(_kitsu_anime_id(user)))
     path = path.replace("<path:content_type_id>", str(ContentType.objects.get_for_model(run).pk))
     if "<path:object_id>" in path:
         pk = str(run.pk) if path.startswith("admin/r/") else _object_pk(route, 1)

@@ -56,6 +56,14 @@ def watched(**changes: Any) -> WatchedEntry:
             12,
             watched(progress=1, rewatching=True, finished_at=STARTED),
         ),
+        # An earlier episode reported minutes after the finale is a late report (webhooks can
+        # arrive out of order), not a rewatch.
+        (
+            watched(status="completed", progress=12, finished_at=NOW - timedelta(minutes=5)),
+            11,
+            12,
+            watched(status="completed", progress=12, finished_at=NOW - timedelta(minutes=5)),
+        ),
         # The finale of a completed show again changes nothing.
         (
             watched(status="completed", progress=12, finished_at=STARTED),
@@ -90,14 +98,6 @@ def test_watching_an_episode_updates_the_entry(
     before: WatchedEntry, episode: int, count: int | None, after: WatchedEntry
 ) -> None:
     assert after_watching(before, episode=episode, episode_count=count, now=NOW) == after
-
-
-@pytest.fixture
-def deliveries(monkeypatch: Any) -> list[tuple[Any, ...]]:
-    """Deliveries of the outbox asked of the broker (the tasks themselves are not run)."""
-    sent: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("kitsu_sync.tasks.deliver_outbox.delay", lambda *args: sent.append(args))
-    return sent
 
 
 def unwatched_anime(sandbox: Any) -> int:
