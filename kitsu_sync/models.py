@@ -327,7 +327,7 @@ class MediaOverride(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_overrides"
     )
     site = models.CharField(max_length=20)  # one of MAPPING_SITES
-    external_id = models.CharField(max_length=40)
+    external_id = models.CharField(max_length=200)  # an id, or a normalised title
     # None: every season of the series.
     season = models.PositiveIntegerField(null=True, blank=True)
     kitsu_id = models.BigIntegerField(null=True, blank=True)

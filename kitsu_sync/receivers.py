@@ -15,12 +15,15 @@ from allauth.socialaccount.signals import (
     social_account_updated,
 )
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from kitsu_sync import tasks
-from kitsu_sync.models import KITSU_PROVIDER_ID, KitsuToken
+from kitsu_sync.models import KITSU_PROVIDER_ID, KitsuToken, MediaServer
 from kitsu_sync.services.linking import record_link
+from kitsu_sync.services.media_servers import forget_show_ids
 from kitsu_sync.signals import outbox_ready, sync_requested
 
 logger = logging.getLogger(__name__)
@@ -86,11 +89,26 @@ def queue_sync(sender: Any, *, user_id: int, trigger: str, full: bool, **kwargs:
     tasks.sync_library.delay(user_id, trigger, full)
 
 
+# A user's changes arriving together are delivered together: the first queues a delivery that
+# runs this many seconds later (after the mark expires), and those that come meanwhile ride
+# along with it instead of queuing a task each.
+DELIVERY_GATHER_SECONDS = 1
+
+
 @receiver(outbox_ready, dispatch_uid="kitsu_deliver_outbox")
 def deliver_outbox(sender: Any, *, user_id: int, **kwargs: Any) -> None:
+    mark = f"kitsu-delivery-queued:{user_id}"
     try:
-        tasks.deliver_outbox.delay(user_id)
+        if not cache.add(mark, 1, timeout=DELIVERY_GATHER_SECONDS):
+            return  # a delivery already queued runs after this change was committed
+        tasks.deliver_outbox.apply_async((user_id,), countdown=DELIVERY_GATHER_SECONDS)
     except Exception:
-        # The broker is down: the changes wait in the outbox, and beat delivers them once it
-        # is back. The change the person made is saved either way.
+        # Redis (the broker, the cache) is down: the changes wait in the outbox, and beat
+        # delivers them once it is back. The change the person made is saved either way.
         logger.warning("Could not queue the delivery of user %s's changes", user_id, exc_info=True)
+
+
+@receiver([post_save, post_delete], sender=MediaServer, dispatch_uid="kitsu_forget_show_ids")
+def forget_show_ids_of_servers(sender: Any, **kwargs: Any) -> None:
+    # A server added, changed or removed may know a show by other ids (or not at all).
+    forget_show_ids()

@@ -189,6 +189,23 @@ else:
         # current directory, wherever the process was started).
         "control_folder": str(Path(VAR_DIR) / "celery-control"),
     }
+# The cache: a show's ids as its media server gave them, and which users' deliveries are
+# queued already. Redis (shared by every process) when there is one, else this process's memory;
+# CACHE_BACKEND=locmem keeps it per process anyway (the test suite does).
+CACHE_BACKEND = choice("CACHE_BACKEND", ("redis", "locmem"), "redis" if REDIS_URL else "locmem")
+if CACHE_BACKEND == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("CACHE_BACKEND=redis needs REDIS_URL.")
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "revenge",
+        }
+        if CACHE_BACKEND == "redis"
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
 from django.utils import timezone
 
 from kitsu_sync.kitsu_api import Resource
@@ -241,8 +242,20 @@ def queued_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 def deliveries(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Deliveries of the outbox asked of the broker (recorded here instead of sent)."""
     sent: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("kitsu_sync.tasks.deliver_outbox.delay", lambda *args: sent.append(args))
+
+    def record(args: tuple[Any, ...] = (), kwargs: Any = None, **options: Any) -> None:
+        sent.append(tuple(args))
+
+    monkeypatch.setattr("kitsu_sync.tasks.deliver_outbox.apply_async", record)
     return sent
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    """Each test starts with nothing cached (the suite's cache is this process's memory)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

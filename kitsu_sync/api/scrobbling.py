@@ -10,15 +10,25 @@ from django.utils import timezone
 from ninja import Router, Status
 
 from kitsu_sync.api.auth import key_of
-from kitsu_sync.api.library import one_out
+from kitsu_sync.api.library import entry_out, one_out
 from kitsu_sync.api.problems import Problem
 from kitsu_sync.api.schemas import ScrobbleIn, ScrobbleOut, with_problems
 from kitsu_sync.media_servers import MediaIds
 from kitsu_sync.models import IdempotentRequest
+from kitsu_sync.services import entries
+from kitsu_sync.services.entries import WAITING
 from kitsu_sync.services.scrobble import IDEMPOTENCY_KEPT, Outcome, Scrobbled, Watch, scrobble
 
 router = Router(tags=["scrobbling"])
 MAX_IDEMPOTENCY_KEY = 200
+
+
+def _entry_out(done: Scrobbled) -> dict[str, Any] | None:
+    if done.entry is None:
+        return None
+    if done.queued:  # just queued: no need to ask where it stands
+        return entry_out(done.entry, entries.Standing(entries.KitsuState.WAITING, WAITING))
+    return one_out(done.entry)
 
 
 def scrobbled_out(done: Scrobbled) -> dict[str, Any]:
@@ -40,7 +50,7 @@ def scrobbled_out(done: Scrobbled) -> dict[str, Any]:
         "episode": done.episode,
         "found_by": list(done.how),
         "delivery": delivery,
-        "entry": one_out(done.entry) if done.entry is not None else None,
+        "entry": _entry_out(done),
         "unmatched_id": done.unmatched.pk if done.unmatched is not None else None,
         "candidates": list(done.candidates),
     }

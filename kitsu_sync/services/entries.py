@@ -186,6 +186,9 @@ class KitsuState:
     LOCAL = "local"  # import only, or no Kitsu account: Revenge's changes stay here
 
 
+WAITING = "waiting to be sent to Kitsu"
+
+
 @dataclass(frozen=True)
 class Standing:
     state: str
@@ -223,7 +226,7 @@ def _standing(entry: LibraryEntry, row: KitsuOutbox | None, kept_here: str | Non
         return Standing(KitsuState.FAILED, f"Kitsu refused the change: {row.last_error}")
     if row is not None:
         retry = f" (last attempt: {row.last_error})" if row.last_error else ""
-        return Standing(KitsuState.WAITING, f"waiting to be sent to Kitsu{retry}")
+        return Standing(KitsuState.WAITING, f"{WAITING}{retry}")
     changed_here = entry.local_updated_at is not None and (
         entry.pushed_at is None or entry.pushed_at < entry.local_updated_at
     )

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from kitsu_sync.mapping import RECONSUME_COUNT_MAX
-from kitsu_sync.models import LibraryEntry, WatchReport, WatchStatus
+from kitsu_sync.models import Anime, LibraryEntry, WatchReport, WatchStatus
 from kitsu_sync.services import outbox
 from kitsu_sync.services.metadata import stored_anime
 
@@ -88,6 +88,23 @@ def after_watching(
     return WatchedEntry(**values)
 
 
+def _locked_entry(user_id: int, anime: Anime) -> LibraryEntry:
+    """The user's entry for the anime, locked (made first when the list has none)."""
+    rows = LibraryEntry.objects.select_for_update()
+    entry = rows.filter(user_id=user_id, anime=anime).first()
+    if entry is None:
+        try:
+            with transaction.atomic():
+                LibraryEntry.objects.create(
+                    user_id=user_id, anime=anime, status=WatchStatus.PLAN_TO_WATCH, progress=0
+                )
+        except IntegrityError:
+            pass  # made by a report of the same anime at the same moment
+        entry = rows.get(user_id=user_id, anime=anime)
+    entry.anime = anime  # known already: the answer reads its title without a query
+    return entry
+
+
 @dataclass(frozen=True)
 class Watched:
     """What recording a watched episode did."""
@@ -114,13 +131,8 @@ def record_watch_progress(
     anime = stored_anime(anime_kitsu_id)
     now = timezone.now()
     with transaction.atomic():
-        LibraryEntry.objects.get_or_create(
-            user_id=user_id,
-            anime=anime,
-            defaults={"status": WatchStatus.PLAN_TO_WATCH, "progress": 0},
-        )
         # The entry's lock orders reports of the same entry: the second sees the first.
-        entry = LibraryEntry.objects.select_for_update().get(user_id=user_id, anime=anime)
+        entry = _locked_entry(user_id, anime)
         repeated = WatchReport.objects.filter(
             user_id=user_id,
             anime=anime,

@@ -7,13 +7,14 @@ that the benchmarks keep working. Timing targets are the full runs' business, no
 
 from __future__ import annotations
 
+import argparse
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import export, fleet, import_library, incremental, latency, mapping_datasets
+from bench import export, fleet, import_library, incremental, latency, mapping_datasets, webhooks
 from bench.harness import library_size_for, running_sandbox
 from kitsu_sync.models import LibraryEntry
 from kitsu_sync.sandbox import SandboxConfig
@@ -124,3 +125,32 @@ def test_the_mapping_datasets_benchmark_loads_both_files_and_resolves_from_them(
     assert resolution["matched"] == 20
     assert resolution["queries_per_resolution"] <= 3
     assert "| 300 | 600 |" in mapping_datasets.report(results)
+
+
+def test_the_webhooks_benchmark_delivers_each_change_once_through_gunicorn_and_a_worker(
+    settings: Any,
+) -> None:
+    settings.KITSU_SYNC_DIRECTION = "import_only"  # the benchmark sets two_way; restored after
+    options = argparse.Namespace(
+        users=3,
+        senders=3,
+        entries=20,
+        burst=9,
+        sustained=12,
+        rate=20.0,
+        in_flight=20,
+        web_workers=1,
+        web_threads=2,
+        concurrency=1,
+        rate_limit=100_000.0,
+    )
+
+    results = webhooks.run(options)
+
+    for name, sent in (("burst", 9), ("sustained", 12)):
+        phase = results["phases"][name]
+        assert phase["answers"]["statuses"] == {"200": sent}
+        assert phase["judge"]["exactly_once"], phase["judge"]
+        assert phase["judge"]["progress_not_last_sent"] == 0, phase["judge"]
+        assert phase["kitsu"]["recorded"] == phase["kitsu"]["delivered"]
+    assert "delivered exactly once: yes" in "\n".join(webhooks.verdicts(results))

@@ -15,6 +15,8 @@ from kitsu_sync.models import (
     IdempotentRequest,
     LibraryEntry,
     MediaOverride,
+    MediaServer,
+    MediaServerKind,
     UnmatchedItem,
     UnmatchedStatus,
     WatchReport,
@@ -34,6 +36,7 @@ from kitsu_sync.services.scrobble import (
     scrobble_webhook,
 )
 from kitsu_sync.webhooks import Playback
+from tests import fake_media_server
 
 pytestmark = pytest.mark.django_db
 
@@ -387,3 +390,48 @@ def test_old_watch_reports_and_idempotent_answers_are_pruned(
     assert not WatchReport.objects.exists()
     assert prune_records(now=later + IDEMPOTENCY_KEPT) == 1
     assert not IdempotentRequest.objects.exists()
+
+
+def test_a_shows_ids_are_asked_of_the_media_server_once(datasets: None, viewer: Any) -> None:
+    key, _ = api_keys.create_key(user=viewer, name="Jellyfin")
+    series = "4e3cbd9f2c2e4f0cb6f9c1f9c5a5d6e7"
+    with fake_media_server.serving("jellyfin") as server:
+        server.items[series] = fake_media_server.jellyfin_series(series, Tvdb="76885")
+        MediaServer.objects.create(
+            user=viewer,
+            kind=MediaServerKind.JELLYFIN,
+            name="Home",
+            url=server.url,
+            api_key=fake_media_server.API_KEY,
+        )
+        for episode in (1, 2, 3):
+            done = scrobble_webhook(
+                key=key,
+                playback=playback(
+                    source="jellyfin", show_ids=MediaIds(), series_key=series, episode=episode
+                ),
+            )
+            assert (done.outcome, done.kitsu_id, done.episode) == (Outcome.RECORDED, 1, episode)
+        asked = len(server.requests)
+        # A server added or changed may know the show otherwise: it is asked again.
+        MediaServer.objects.filter(user=viewer).get().save()
+        scrobble_webhook(
+            key=key,
+            playback=playback(source="jellyfin", show_ids=MediaIds(), series_key=series, episode=4),
+        )
+
+    assert asked == 1
+    assert len(server.requests) == 2
+
+
+def test_a_show_known_only_by_a_long_title_can_be_matched(
+    datasets: None, kitsu: Any, viewer: Any
+) -> None:
+    title = "An Exceedingly Long Light Novel Title That Goes On: And On, Season of Titles"
+    watch(viewer, 1, title=title)
+    item = UnmatchedItem.objects.get(user=viewer)
+
+    [done] = match_unmatched(user_id=viewer.pk, item_id=item.pk, kitsu_id=1)
+
+    assert done.outcome == Outcome.RECORDED
+    assert MediaOverride.objects.get(user=viewer).external_id == item.external_id
