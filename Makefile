@@ -55,6 +55,7 @@ bench: $(BIN)/.dev-installed
 	$(PY) -m bench.latency --repeat 3
 	$(PY) -m bench.fleet --rates 10,50,5
 	$(PY) -m bench.mapping_datasets
+	$(PY) -m bench.webhooks
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import psycopg
+import requests
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -457,6 +459,124 @@ def celery_workers(
             what="the worker's pool processes",
         )
         yield CeleryWorkers(worker)
+
+
+# --- the web server ----------------------------------------------------------------------------
+
+# gunicorn's access log, one line per request: method, path, status, time taken in microseconds.
+ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Served:
+    """One request as gunicorn's access log has it."""
+
+    method: str
+    path: str
+    status: int
+    seconds: float
+
+
+class WebServer:
+    """`gunicorn revenge_site.wsgi` in its own process group (its workers with it)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], *, url: str, access_log: Path) -> None:
+        self.process = process
+        self.url = url
+        self.access_log = access_log
+
+    def pids(self) -> list[int]:
+        """The master and its workers."""
+        return [self.process.pid, *children_of(self.process.pid)]
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in self.pids():
+            try:
+                total += process_cpu_seconds(pid)
+            except OSError:
+                continue  # a worker that exited meanwhile
+        return total
+
+    def served(self) -> list[Served]:
+        """Every request answered so far, in the order they were logged."""
+        rows = []
+        for line in self.access_log.read_text(errors="replace").splitlines():
+            method, path, status, micros = line.split()
+            rows.append(Served(method, path, int(status), int(micros) / 1e6))
+        return rows
+
+    def answering(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {self.process.returncode}")
+        try:
+            requests.get(f"{self.url}/health/", timeout=5)
+        except requests.RequestException:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()  # gunicorn's graceful shutdown stops its workers
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=20)
+
+
+@contextmanager
+def gunicorn_server(
+    environment: dict[str, str], *, workers: int, threads: int, log_dir: Path
+) -> Iterator[WebServer]:
+    """`gunicorn revenge_site.wsgi:application` on a free port of 127.0.0.1 (`--threads` above
+    1: the gthread worker), with this process's settings unless `environment` says otherwise;
+    stopped, workers and all, on the way out."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    access_log = log_dir / f"gunicorn-{port}-access.log"
+    access_log.write_text("")
+    command = [
+        *(sys.executable, "-m", "gunicorn", "revenge_site.wsgi:application"),
+        *("--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads)),
+        *("--worker-class", "gthread" if threads > 1 else "sync", "--graceful-timeout", "5"),
+        *("--access-logfile", str(access_log), "--access-logformat", ACCESS_LOG_FORMAT),
+    ]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "revenge_site.settings",
+        # Plain HTTP on 127.0.0.1, as behind the TLS-terminating proxy of docker-compose.yml.
+        "SECURE_SSL_REDIRECT": "false",
+        **environment,
+    }
+    with (log_dir / f"gunicorn-{port}.log").open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = WebServer(process, url=f"http://127.0.0.1:{port}", access_log=access_log)
+    try:
+        wait_for(
+            lambda: len(children_of(process.pid)) >= workers and server.answering(),
+            timeout=60,
+            what="gunicorn to answer",
+            every=0.2,
+        )
+        yield server
+    finally:
+        server.stop()
 
 
 # --- reporting --------------------------------------------------------------------------------
