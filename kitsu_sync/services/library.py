@@ -100,7 +100,7 @@ def apply_page(
 ) -> None:
     """Write a page's plan (inside the caller's transaction)."""
     anime_pks = {kitsu_id: row["id"] for kitsu_id, row in stored_anime.items()}
-    anime_pks.update(_upsert_anime(plan.anime))
+    anime_pks.update(upsert_anime(plan.anime))
     if plan.creates:
         bulk_write(
             LibraryEntry,
@@ -114,7 +114,7 @@ def apply_page(
     _write_rows(plan.updates, ENTRY_UPDATE_FIELDS)
 
 
-def _upsert_anime(values: Sequence[Any]) -> dict[int, int]:
+def upsert_anime(values: Sequence[Any]) -> dict[int, int]:
     """Insert or update these anime (one statement per set of fields); their pks by Kitsu id."""
     groups: dict[frozenset[str], list[Anime]] = {}
     for fields in values:
@@ -162,14 +162,15 @@ def unseen_entry_ids(*, user_id: int, seen_entry_ids: set[int]) -> list[int]:
     return sorted(set(linked) - seen_entry_ids)
 
 
-def vanished_entries(*, user_id: int, seen_entry_ids: set[int]) -> list[LocalEntry]:
-    """The user's linked entries whose Kitsu entry a complete listing did not return."""
-    linked = LibraryEntry.objects.filter(user_id=user_id, kitsu_entry_id__isnull=False)
-    return [
-        entry
-        for entry in _local_entries(linked)
-        if entry.row["kitsu_entry_id"] not in seen_entry_ids
-    ]
+def vanished_entries(*, user_id: int, kitsu_entry_ids: Iterable[int]) -> list[LocalEntry]:
+    """The user's entries linked to these Kitsu entries (those Kitsu no longer returns): only
+    they are read whole, not the whole library."""
+    ids = list(kitsu_entry_ids)
+    if not ids:
+        return []
+    return list(
+        _local_entries(LibraryEntry.objects.filter(user_id=user_id, kitsu_entry_id__in=ids))
+    )
 
 
 def apply_removals(plan: RemovalPlan) -> None:

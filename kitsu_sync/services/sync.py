@@ -329,7 +329,8 @@ def _full_pass_end(
     unseen = library.unseen_entry_ids(user_id=user_id, seen_entry_ids=listing.seen_entry_ids)
     for document in _entries_by_id(access, unseen):
         take(document)
-    vanished = library.vanished_entries(user_id=user_id, seen_entry_ids=listing.seen_entry_ids)
+    gone = [entry_id for entry_id in unseen if entry_id not in listing.seen_entry_ids]
+    vanished = library.vanished_entries(user_id=user_id, kitsu_entry_ids=gone)
     removals = plan_removals(vanished, direction=direction, now=timezone.now())
     steps.removals(removals)
     report.add(removals.counts, conflicts=removals.conflicts)
