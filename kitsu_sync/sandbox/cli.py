@@ -6,7 +6,7 @@ import argparse
 import json
 from collections.abc import Callable
 
-from kitsu_sync.sandbox.config import FaultRule, SandboxConfig
+from kitsu_sync.sandbox.config import MEDIA_PATH, FaultRule, SandboxConfig
 from kitsu_sync.sandbox.server import SandboxServer
 
 
@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--client-id", default="revenge-demo")
     parser.add_argument("--client-secret", default="revenge-demo-secret")
+    parser.add_argument(
+        "--media-url",
+        default=MEDIA_PATH,
+        metavar="PATH_OR_URL",
+        help=f"where image URLs point: a path served by this sandbox (default {MEDIA_PATH}: "
+        "generated pictures, works offline) or a host such as https://media.kitsu.app",
+    )
     parser.add_argument("--log-requests", action="store_true", help="log one line per request")
 
 
@@ -55,6 +62,7 @@ def config_from(options: dict) -> SandboxConfig:
         latency_ms=options["latency_ms"],
         faults=tuple(faults),
         log_requests=options["log_requests"],
+        media_url=options.get("media_url", MEDIA_PATH),
     )
 
 
@@ -66,6 +74,7 @@ def describe(sandbox: SandboxServer, write: Callable[[str], object]) -> None:
     write(f"  JSON:API   {sandbox.api_url}")
     write(f"  OAuth      {sandbox.oauth_url}")
     write(f"  Demo login {demo.email} (or {demo.slug}) / password {demo.password}")
+    write(f"  Images     {sandbox.store.media_host}")
     write(f"  Other users: {sandbox.base_url}/__sandbox/users")
     flows = "password, refresh_token" + (", authorization_code" if config.auth_code_enabled else "")
     write(f"  Grants     {flows}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 # The shared client pair Kitsu's docs publish ("app registration is not implemented"); Mihon,
 # trackma and Taiga all send it, so the sandbox accepts it next to its own registered client.
@@ -13,6 +15,32 @@ PUBLIC_CLIENT_ID = "dd031b32d2f56c990b1425efe6c42ad847e7fe3ab46bf1299f05ecd856bd
 PUBLIC_CLIENT_SECRET = "54d7307928f63414defd96399fc31ba847961ceaecef3a5fd93144e960c0e151"
 
 FAULT_KINDS = ("status", "rate_limit", "drop", "slow", "truncate", "html")
+
+# Where Kitsu's images live, and where the sandbox serves its own generated ones.
+KITSU_MEDIA_HOST = "https://media.kitsu.app"
+MEDIA_PATH = "/media"
+_MEDIA_PATH_SHAPE = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+
+
+def check_media_url(value: str | None) -> str | None:
+    """None, a path on the sandbox ("/media") or an http(s) URL; without a trailing slash."""
+    if value is None:
+        return None
+    value = value.rstrip("/") if len(value) > 1 else value
+    if value.startswith("/"):
+        if not _MEDIA_PATH_SHAPE.fullmatch(value) or value.split("/")[1] in ("api", "__sandbox"):
+            raise ValueError(
+                f"media_url {value!r}: a path on the sandbox looks like /media "
+                "(plain segments, not under /api or /__sandbox)"
+            )
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(
+            f"media_url {value!r}: use a path such as /media (this sandbox) "
+            "or an http(s) URL such as https://media.kitsu.app"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -110,6 +138,10 @@ class SandboxConfig:
     # Seconds since the epoch; tests inject a fake clock for token expiry and the throttle window.
     clock: Callable[[], float] = field(default=time.time, compare=False)
     log_requests: bool = False
+    # Where posterImage, coverImage and avatar URLs point. None: https://media.kitsu.app, as on
+    # Kitsu. A path ("/media"): this sandbox, which serves generated images there (a served
+    # sandbox puts its own base URL in front). A URL: that host, as is.
+    media_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.users < 1:
@@ -126,10 +158,17 @@ class SandboxConfig:
             raise ValueError("latency_ms must be zero or more")
         if self.request_log_size < 1:
             raise ValueError("request_log_size must be positive")
+        object.__setattr__(self, "media_url", check_media_url(self.media_url))
 
     @property
     def anime_count(self) -> int:
         return self.catalog_size if self.catalog_size is not None else max(self.entries * 2, 200)
+
+    @property
+    def media_path(self) -> str:
+        """Where the sandbox answers image requests: the media_url path, or /media."""
+        url = self.media_url
+        return url if url is not None and url.startswith("/") else MEDIA_PATH
 
     @property
     def manga_count(self) -> int:

@@ -81,6 +81,7 @@ class ControlApi:
                 "client_secret": config.client_secret,
                 "access_token_lifetime": config.access_token_lifetime,
                 "latency_ms": self.store.latency_ms,
+                "media_url": self.store.media_host,
             }
         )
 

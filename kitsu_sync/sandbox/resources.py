@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from kitsu_sync.sandbox.config import KITSU_MEDIA_HOST
 from kitsu_sync.sandbox.query import RawJson, encode_json, jr_error
 from kitsu_sync.sandbox.records import (
     STATUS_COUNT_KEYS,
@@ -29,7 +30,7 @@ from kitsu_sync.sandbox.records import (
 )
 from kitsu_sync.sandbox.store import SandboxStore, entry_visible, media_visible
 
-MEDIA_HOST = "https://media.kitsu.app"
+MEDIA_HOST = KITSU_MEDIA_HOST
 POSTER_SIZES = (("tiny", 110, 156), ("large", 550, 780), ("small", 284, 402), ("medium", 390, 554))
 COVER_SIZES = (("tiny", 840, 200), ("large", 3360, 800), ("small", 1680, 400))
 AVATAR_SIZES = (("tiny", 40, 40), ("large", 200, 200), ("small", 64, 64), ("medium", 100, 100))
@@ -303,24 +304,37 @@ def validate_fields(type_name: str, names: set[str]) -> None:
             )
 
 
-def _images(
-    kind: str, media_id: int, digest: str | None, which: str, old_style: bool
+def media_images(
+    host: str, kind: str, media_id: int, digest: str | None, which: str, old_style: bool
 ) -> dict[str, Any] | None:
+    """A posterImage or coverImage object (`which` is "poster" or "cover"); None without one."""
     if digest is None:
         return None
     sizes = POSTER_SIZES if which == "poster" else COVER_SIZES
     if old_style:
-        base = f"{MEDIA_HOST}/{kind}/{which}_images/{media_id}"
+        base = f"{host}/{kind}/{which}_images/{media_id}"
         image = {size: f"{base}/{size}.jpg" for size, _, _ in sizes}
         image["original"] = f"{base}/original.jpg"
     else:
-        base = f"{MEDIA_HOST}/{kind}/{media_id}/{which}_image"
+        base = f"{host}/{kind}/{media_id}/{which}_image"
         image = {size: f"{base}/{size}-{digest}.jpeg" for size, _, _ in sizes}
         image["original"] = f"{base}/{digest}.jpeg"
     image["meta"] = {
         "dimensions": {size: {"width": w, "height": h} for size, w, h in sizes},
     }
     return image
+
+
+def avatar_images(host: str, user: User) -> dict[str, Any] | None:
+    """A user's avatar object; only the demo account (user 1) has one."""
+    if user.index != 1:
+        return None
+    base = f"{host}/users/avatars/{user.id}"
+    return {
+        **{size: f"{base}/{size}.jpeg" for size, _, _ in AVATAR_SIZES},
+        "original": f"{base}/original.jpeg",
+        "meta": {"dimensions": {size: {"width": w, "height": h} for size, w, h in AVATAR_SIZES}},
+    }
 
 
 def rating_frequencies(media: Media) -> dict[str, str]:
@@ -341,8 +355,8 @@ def rating_frequencies(media: Media) -> dict[str, str]:
     return counts
 
 
-def media_attributes(media: Media) -> dict[str, Any]:
-    """Attributes of an anime or manga."""
+def media_attributes(media: Media, media_host: str = MEDIA_HOST) -> dict[str, Any]:
+    """Attributes of an anime or manga, with image URLs on `media_host`."""
     old_style = media.landmark is not None
     description = media.description
     attributes: dict[str, Any] = {
@@ -369,8 +383,12 @@ def media_attributes(media: Media) -> dict[str, Any]:
         "subtype": media.subtype,
         "status": media.status,
         "tba": media.tba,
-        "posterImage": _images(media.kind, media.id, media.poster_hash, "poster", old_style),
-        "coverImage": _images(media.kind, media.id, media.cover_hash, "cover", old_style),
+        "posterImage": media_images(
+            media_host, media.kind, media.id, media.poster_hash, "poster", old_style
+        ),
+        "coverImage": media_images(
+            media_host, media.kind, media.id, media.cover_hash, "cover", old_style
+        ),
     }
     if isinstance(media, Anime):
         attributes.update(
@@ -463,27 +481,14 @@ def user_attributes(store: SandboxStore, user: User, viewer: User | None) -> dic
             language=user.language,
             country=user.country,
         )
-    attributes["avatar"] = (
-        {
-            **{
-                size: f"{MEDIA_HOST}/users/avatars/{user.id}/{size}.jpeg"
-                for size, _, _ in AVATAR_SIZES
-            },
-            "original": f"{MEDIA_HOST}/users/avatars/{user.id}/original.jpeg",
-            "meta": {
-                "dimensions": {size: {"width": w, "height": h} for size, w, h in AVATAR_SIZES}
-            },
-        }
-        if user.index == 1
-        else None
-    )
+    attributes["avatar"] = avatar_images(store.media_host, user)
     attributes["coverImage"] = None
     return attributes
 
 
 def attributes_of(store: SandboxStore, record: Any, viewer: User | None) -> dict[str, Any]:
     if isinstance(record, Media):
-        return media_attributes(record)
+        return media_attributes(record, store.media_host)
     if isinstance(record, LibraryEntry):
         return entry_attributes(record)
     if isinstance(record, Mapping):

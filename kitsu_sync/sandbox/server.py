@@ -21,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 from kitsu_sync.sandbox import api, oauth
 from kitsu_sync.sandbox.config import FaultRule, SandboxConfig
 from kitsu_sync.sandbox.control import CONTROL, ControlApi
+from kitsu_sync.sandbox.images import MediaFiles
 from kitsu_sync.sandbox.query import encode_json, route_not_found
 from kitsu_sync.sandbox.store import SandboxStore
 
@@ -65,6 +66,7 @@ class SandboxApp:
         self.edge = api.EdgeApi(self.store)
         self.oauth = oauth.OAuthApi(self.store)
         self.control = ControlApi(self.store)
+        self.media = MediaFiles(self.store, config.media_path)
         # Fresh copies: a Rule binds to one Map, and a process may run several sandboxes.
         self.url_map = Map(
             [rule.empty() for rule in (*api.RULES, *oauth.RULES)], strict_slashes=False
@@ -78,6 +80,11 @@ class SandboxApp:
         path = request.path
         if path == CONTROL or path.startswith(f"{CONTROL}/"):
             return self.control(request)(environ, start_response)
+        if self.media.handles(path):
+            # The image host is not the API: never counted, faulted or slowed.
+            response = self.media(request)
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            return response(environ, start_response)
         if path == "/" and request.method in ("GET", "HEAD"):
             return self.index(request)(environ, start_response)
         method = request.method
@@ -170,6 +177,7 @@ class SandboxApp:
 <li>OAuth: <code>{escape(base)}/api/oauth</code></li>
 <li>Demo login: <code>{escape(demo.email)}</code> (or <code>{escape(demo.slug)}</code>),
 password <code>{escape(demo.password)}</code></li>
+<li>Images: <code>{escape(self.store.media_host)}</code></li>
 <li>All seeded logins: <a href="/__sandbox/users">/__sandbox/users</a></li>
 </ul></body></html>
 """
@@ -212,6 +220,15 @@ class SandboxServer:
         return f"http://{host}:{self.port}"
 
     @property
+    def browsable_url(self) -> str:
+        """`base_url`, with loopback for a wildcard address (0.0.0.0 is no place to fetch from)."""
+        if self.host in ("0.0.0.0", ""):  # noqa: S104 - recognising it, not binding to it
+            return f"http://127.0.0.1:{self.port}"
+        if self.host == "::":
+            return f"http://[::1]:{self.port}"
+        return self.base_url
+
+    @property
     def api_url(self) -> str:
         return f"{self.base_url}/api/edge"
 
@@ -242,7 +259,10 @@ def build_server(config: SandboxConfig, host: str, port: int) -> SandboxServer:
     server.log_requests = config.log_requests  # type: ignore[attr-defined]
     # Many clients at once (benchmarks, parallel imports): a deeper accept queue than 5.
     server.socket.listen(128)
-    return SandboxServer(app, server, host)
+    sandbox = SandboxServer(app, server, host)
+    # A media_url path ("/media") becomes this server's own address, now the port is known.
+    app.store.serve_media_at(sandbox.browsable_url)
+    return sandbox
 
 
 def serve_in_thread(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kitsu_sync.sandbox.config import SandboxConfig
+from kitsu_sync.sandbox.config import KITSU_MEDIA_HOST, SandboxConfig
 from kitsu_sync.sandbox.records import (
     DAY_MS,
     MAPPING_SITES,
@@ -75,6 +75,8 @@ class SandboxStore:
         self.log = RequestLog(config.request_log_size)
         self.faults = FaultInjector(config.faults)
         self.latency_ms = config.latency_ms
+        # What image URLs start with (see SandboxConfig.media_url and `serve_media_at`).
+        self.media_host = config.media_url or KITSU_MEDIA_HOST
         # Encoded attributes of read-only records (anime, manga, mappings...), by (class, id).
         self.attribute_json: dict[tuple[type, int], bytes] = {}
         self.attribute_json_bytes = 0
@@ -128,6 +130,17 @@ class SandboxStore:
             self.tokens.clear_throttle()
         if latency:
             self.latency_ms = self.config.latency_ms
+
+    def serve_media_at(self, origin: str) -> None:
+        """Once served at `origin` (http://host:port), make a media_url path absolute on it."""
+        media_url = self.config.media_url
+        if media_url is None or not media_url.startswith("/"):
+            return
+        with self.lock:
+            self.media_host = f"{origin}{media_url}"
+            # Encoded catalog attributes hold image URLs.
+            self.attribute_json.clear()
+            self.attribute_json_bytes = 0
 
     def credentials(self) -> list[SeededCredential]:
         return seeded_credentials(self.config)
