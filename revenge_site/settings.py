@@ -92,6 +92,9 @@ INSTALLED_APPS = [
     "kitsu_sync.providers.kitsu",
 ]
 
+# Error reports (mailed to ADMINS, shown with DEBUG) hide secrets in every frame's variables.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "revenge_site.reporting.SecretsFilter"
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

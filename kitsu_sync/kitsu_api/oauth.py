@@ -18,6 +18,24 @@ from kitsu_sync.kitsu_api.transport import Transport
 EXPIRY_SKEW = timedelta(seconds=60)
 
 
+# A token lasting longer than ten years is not a token Kitsu issues: such a number (1e20, say)
+# is a broken answer, refused before it reaches date arithmetic.
+MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
+
+
+def _created_at(raw: object, received_at: datetime) -> datetime:
+    if raw is None:
+        return received_at
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        try:
+            return datetime.fromtimestamp(raw, UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise KitsuResponseError(
+                "Kitsu's token response has an impossible created_at."
+            ) from exc
+    raise KitsuResponseError("Kitsu's token response has a non-numeric created_at.")
+
+
 @dataclass(frozen=True)
 class TokenResponse:
     access_token: str = field(repr=False)
@@ -70,17 +88,16 @@ class TokenResponse:
             )
         expires_in = body.get("expires_in")
         if expires_in is not None and (
-            isinstance(expires_in, bool) or not isinstance(expires_in, int)
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, int)
+            or not 0 <= expires_in <= MAX_EXPIRES_IN
         ):
-            raise KitsuResponseError("Kitsu's token response has a non-integer expires_in.")
+            raise KitsuResponseError(
+                "Kitsu's token response has an expires_in that is not a number of seconds "
+                f"from 0 to {MAX_EXPIRES_IN}."
+            )
         received_at = now or datetime.now(UTC)
-        created_raw = body.get("created_at")
-        if created_raw is None:
-            created_at = received_at
-        elif isinstance(created_raw, int | float) and not isinstance(created_raw, bool):
-            created_at = datetime.fromtimestamp(created_raw, UTC)
-        else:
-            raise KitsuResponseError("Kitsu's token response has a non-numeric created_at.")
+        created_at = _created_at(body.get("created_at"), received_at)
         scope = body.get("scope")
         return cls(
             access_token=access_token,

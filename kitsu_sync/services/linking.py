@@ -11,7 +11,9 @@ nowhere else (not the database, logs, session, messages or exceptions).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 import unicodedata
 from typing import Any
 
@@ -22,9 +24,11 @@ from allauth.socialaccount.providers.base import AuthProcess
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from kitsu_sync.kitsu_api import (
     KitsuConnectionError,
@@ -58,6 +62,17 @@ WRONG_LOGIN = (
 THROTTLED = (
     "Kitsu is limiting sign-in attempts from this server (15 a minute). "
     "Wait a minute, then try again."
+)
+
+# Kitsu lets one server (one IP address) make 15 password grants a minute, all its users
+# together (docs/kitsu-api.md §6). So that no one person can spend that budget for everyone,
+# nor guess someone's Kitsu password through this server: (scope, attempts, seconds).
+LINK_LIMITS = (
+    ("user", 3, 60),  # one Revenge user: 3 a minute, 10 an hour
+    ("user", 10, 3600),
+    ("login", 3, 60),  # one Kitsu login, whoever types it: the same
+    ("login", 10, 3600),
+    ("server", 12, 60),  # everyone: 12 of Kitsu's 15 a minute, the rest kept in reserve
 )
 
 
@@ -117,6 +132,7 @@ def password_problem(password: str) -> str | None:
     return _text_problem(password, "password")
 
 
+@sensitive_variables("password", "token")
 def link_with_password(
     *,
     user: AbstractBaseUser,
@@ -128,6 +144,7 @@ def link_with_password(
     problem = login_problem(login) or password_problem(password)
     if problem:
         raise LinkFailed(problem)
+    _count_attempt(user_id=user.pk, login=login)
     try:
         token = password_grant(
             get_transport(),
@@ -160,6 +177,43 @@ def link_with_password(
         flow=AuthFlow.PASSWORD,
         request=request,
     )
+
+
+def _count_attempt(*, user_id: int, login: str) -> None:
+    """Count a sign-in attempt against LINK_LIMITS (in the cache: shared by every process when
+    it is Redis); refuse it, without asking Kitsu, when a limit is reached."""
+    now = int(time.time())
+    idents = {
+        "user": str(user_id),
+        "login": hashlib.sha256(login.strip().lower().encode()).hexdigest()[:32],
+        "server": "all",
+    }
+    keys = []
+    for scope, attempts, seconds in LINK_LIMITS:
+        window = now // seconds
+        key = f"kitsu-link-attempts:{scope}:{idents[scope]}:{seconds}:{window}"
+        cache.add(key, 0, timeout=seconds + 5)
+        keys.append((key, scope, attempts, seconds, (window + 1) * seconds - now))
+    for key, scope, attempts, seconds, wait in keys:
+        if (cache.get(key) or 0) >= attempts:
+            raise LinkFailed(_too_many(scope, attempts, seconds, wait), retryable=True)
+    for key, *_ in keys:
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=60)
+
+
+def _too_many(scope: str, attempts: int, seconds: int, wait: int) -> str:
+    period = "a minute" if seconds == 60 else "an hour"
+    later = f"in {max(wait, 1)} seconds" if wait < 120 else f"in {wait // 60 + 1} minutes"
+    if scope == "server":
+        return (
+            "Many people are linking Kitsu on this server right now, and Kitsu allows only a "
+            f"few sign-ins a minute from it. Try again {later}."
+        )
+    who = "from your account" if scope == "user" else "for this Kitsu login"
+    return f"At most {attempts} sign-in attempts {period} {who}. Try again {later}."
 
 
 def _current_user(token: TokenResponse) -> Resource:

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from kitsu_sync.db import Claim
 from kitsu_sync.encryption import TokenDecryptionError
@@ -204,6 +205,7 @@ def _refresh(
     return _refresh_claimed(link, claim, forced=forced)
 
 
+@sensitive_variables("token", "refresh_token")
 def _refresh_claimed(link: KitsuToken, claim: Claim, *, forced: bool) -> str:
     if not link.refresh_token:
         if not forced and link.token_expires_at > timezone.now():
@@ -265,6 +267,7 @@ def _expires_at(token: TokenResponse) -> datetime:
     return token.expires_at or timezone.now() + DEFAULT_TOKEN_LIFETIME
 
 
+@sensitive_variables("token", "fields")
 def store_link(
     *, user: AbstractBaseUser, token: TokenResponse, kitsu_user: Resource, flow: str
 ) -> KitsuToken:
@@ -274,7 +277,6 @@ def store_link(
     fields: dict[str, Any] = {
         **kitsu_user_fields(kitsu_user),
         "access_token": token.access_token,
-        "refresh_token": token.refresh_token or "",
         "token_expires_at": _expires_at(token),
         "auth_flow": flow,
         "needs_relink": False,
@@ -288,11 +290,15 @@ def store_link(
             .select_for_update()
             .first()
         )
-        if previous is not None and previous != fields["kitsu_user_id"]:
+        same_account = previous is not None and previous == fields["kitsu_user_id"]
+        if previous is not None and not same_account:
             # Another Kitsu account: its incremental cursor means nothing for this one.
             KitsuSyncState.objects.filter(user=user).update(
                 cursor_updated_at=None, last_full_sync_at=None
             )
+        if token.refresh_token or not same_account:
+            fields["refresh_token"] = token.refresh_token or ""
+        # else: a new login of the same account without a refresh token keeps the one stored.
         link, _created = KitsuToken.objects.update_or_create(user=user, defaults=fields)
     logger.info(
         "Stored the Kitsu link of user %s to Kitsu user %s (%s)", user.pk, link.kitsu_user_id, flow

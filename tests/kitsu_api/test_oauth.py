@@ -167,6 +167,10 @@ def test_token_type_is_compared_case_insensitively(token_type: str) -> None:
         pytest.param(payloads.token_body(expires_in="2592000"), id="string-expiry"),
         pytest.param(payloads.token_body(created_at="yesterday"), id="text-created-at"),
         pytest.param(payloads.token_body(refresh_token=7), id="numeric-refresh-token"),
+        # Numbers no token has: refused before they reach date arithmetic (an OverflowError).
+        pytest.param(payloads.token_body(expires_in=10**20), id="huge-expiry"),
+        pytest.param(payloads.token_body(expires_in=-1), id="negative-expiry"),
+        pytest.param(payloads.token_body(created_at=1e20), id="huge-created-at"),
         pytest.param(["not", "an", "object"], id="array"),
     ],
 )

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import traceback
 from collections.abc import Iterator
 from io import StringIO
+from typing import Any
 
 import pytest
 from allauth.account.models import EmailAddress
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.views.debug import ExceptionReporter
 
 from kitsu_sync.kitsu_api import KitsuError, password_grant, refresh_grant
 from kitsu_sync.kitsu_client import get_kitsu_client, get_transport
@@ -226,3 +229,25 @@ def test_no_secret_leaves_the_encrypted_columns(
         if secret in text
     ]
     assert leaks == []
+
+
+def test_an_error_while_linking_reports_no_password(
+    client: Any, make_user: Any, monkeypatch: Any
+) -> None:
+    """A crash inside the link form's request: Django's error report (what ADMINS are mailed)
+    shows neither the posted password nor the service's local copy of it."""
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the token answer could not be read")
+
+    monkeypatch.setattr("kitsu_sync.services.linking.password_grant", crash)
+    browser = Client(raise_request_exception=False)
+    browser.force_login(make_user())
+    password = f"pass-{secrets.token_hex(8)}"  # not in this file's source the report quotes
+
+    response = browser.post("/kitsu/link/", {"login": "someone", "password": password})
+
+    assert response.status_code == 500
+    report = ExceptionReporter(response.wsgi_request, *response.exc_info)
+    assert password not in report.get_traceback_text()
+    assert password not in report.get_traceback_html()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from allauth.socialaccount.models import SocialAccount, SocialToken
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
@@ -241,3 +243,36 @@ def test_profile_data_says_so_when_kitsu_treats_the_new_token_as_anonymous():
 def test_profile_data_refuses_something_that_is_not_a_kitsu_user(resource):
     with pytest.raises(OAuth2Error):
         profile_data(resource)
+
+
+def test_one_user_cannot_spend_everyones_kitsu_sign_in_budget(kitsu: Any, make_user: Any) -> None:
+    guesser, other = make_user(), make_user()
+    victim = kitsu.credentials(1)
+    for _ in range(3):
+        with pytest.raises(LinkFailed, match="rejected the login"):
+            link_with_password(user=guesser, login=victim.login, password="wrong-guess")
+    grants = kitsu.stats()["by_route"].get("POST /api/oauth/token", 0)
+
+    with pytest.raises(LinkFailed, match="At most 3 sign-in attempts a minute from your account"):
+        link_with_password(user=guesser, login="someone-else@example.test", password="x-guess-1")
+    # The same Kitsu login, from another Revenge account: limited too.
+    with pytest.raises(LinkFailed, match="for this Kitsu login"):
+        link_with_password(user=other, login=victim.login.upper(), password="another-guess")
+
+    assert kitsu.stats()["by_route"].get("POST /api/oauth/token", 0) == grants
+    # Everyone else still links.
+    mine = kitsu.credentials(2)
+    assert link_with_password(user=other, login=mine.login, password=mine.password)
+
+
+def test_the_server_keeps_part_of_kitsus_budget_in_reserve(
+    kitsu: Any, make_user: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr("kitsu_sync.services.linking.LINK_LIMITS", (("server", 2, 60),))
+    first, second, third = make_user(), make_user(), make_user()
+    for user, index in ((first, 1), (second, 2)):
+        credentials = kitsu.credentials(index)
+        link_with_password(user=user, login=credentials.login, password=credentials.password)
+
+    with pytest.raises(LinkFailed, match="Many people are linking Kitsu"):
+        link_with_password(user=third, login="third@example.test", password="third-pass-1")

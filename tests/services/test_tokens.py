@@ -402,7 +402,8 @@ def test_store_link_creates_then_replaces_the_users_link(make_user):
     assert second.pk == first.pk
     stored = KitsuToken.objects.get(user=user)
     assert stored.access_token == "access-2"
-    assert stored.refresh_token == ""
+    # The new answer had no refresh token: the one stored for this account is kept.
+    assert stored.refresh_token == "refresh-1"
     assert stored.kitsu_display_name == "Renamed"
     assert stored.kitsu_username == "demo"
     assert stored.kitsu_avatar_url == "https://media.example/m.jpg"
@@ -424,6 +425,15 @@ def test_store_link_to_another_kitsu_account_restarts_the_incremental_sync(make_
     state = KitsuSyncState.objects.get(user=user)
     assert state.cursor_updated_at is None
     assert state.last_full_sync_at is None
+
+
+def test_a_link_to_another_account_without_a_refresh_token_keeps_none_of_the_old_one(make_user):
+    user = make_user()
+    store_link(user=user, token=_token(), kitsu_user=_kitsu_user("1001"), flow="password")
+
+    store_link(user=user, token=_token("a2", None), kitsu_user=_kitsu_user("1002"), flow="password")
+
+    assert KitsuToken.objects.get(user=user).refresh_token == ""
 
 
 def test_store_link_rejects_an_unknown_flow(make_user):

@@ -9,6 +9,8 @@ from typing import Any, TextIO
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
 
 from kitsu_sync.services.linking import LinkFailed, link_with_password
 
@@ -37,6 +39,7 @@ class Command(BaseCommand):
             help="The Kitsu email or profile URL name (not the display name).",
         )
 
+    @method_decorator(sensitive_variables("password"))
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
         try:
