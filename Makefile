@@ -31,6 +31,7 @@ run: $(BIN)/.runtime-installed
 test: $(BIN)/.dev-installed
 	scripts/ensure-services
 	scripts/ensure-chromium
+	scripts/ensure-axe
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo --no-cache
@@ -56,6 +57,7 @@ bench: $(BIN)/.dev-installed
 	$(PY) -m bench.fleet --rates 10,50,5
 	$(PY) -m bench.mapping_datasets
 	$(PY) -m bench.webhooks
+	$(PY) -m bench.list_page
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
-from django import forms
+from datetime import UTC, datetime, time
+from typing import Any
 
-from kitsu_sync.models import MediaServerKind, WatchStatus, validate_server_url
+from django import forms
+from django.db.models import F
+
+from kitsu_sync.mapping import score_choices
+from kitsu_sync.models import LibraryEntry, MediaServerKind, WatchStatus, validate_server_url
+from kitsu_sync.services.entries import EDITABLE
 from kitsu_sync.services.linking import login_problem, password_problem
+from kitsu_sync.services.metadata import SEASONS
 
 
 class PasswordLinkForm(forms.Form):
@@ -62,10 +69,96 @@ class UnlinkForm(forms.Form):
 
 
 class LibraryFilterForm(forms.Form):
+    """The list page's controls: a status, text within titles, an order."""
+
+    SORTS = {
+        "title": ("anime__title", "pk"),
+        "-updated": ("-updated_at", "pk"),
+        "-score": (F("score").desc(nulls_last=True), "anime__title", "pk"),
+        "-progress": ("-progress", "anime__title", "pk"),
+    }
+
     status = forms.ChoiceField(
-        choices=[("", "All"), *WatchStatus.choices],
+        label="Status", choices=[("", "All"), *WatchStatus.choices], required=False
+    )
+    q = forms.CharField(label="Title contains", required=False, max_length=100)
+    sort = forms.ChoiceField(
+        label="Order",
+        choices=[
+            ("title", "Title"),
+            ("-updated", "Last updated"),
+            ("-score", "Score"),
+            ("-progress", "Progress"),
+        ],
         required=False,
     )
+
+    def ordering(self) -> tuple[object, ...]:
+        sort = self.cleaned_data.get("sort") if self.is_valid() else ""
+        return self.SORTS.get(sort or "title", self.SORTS["title"])
+
+
+class EntryForm(forms.Form):
+    """An entry as the user edits it; the score is offered the way the user rates on Kitsu."""
+
+    status = forms.ChoiceField(label="Status", choices=WatchStatus.choices)
+    progress = forms.IntegerField(label="Episodes watched", min_value=0, max_value=100_000)
+    score = forms.TypedChoiceField(
+        label="Your rating", coerce=int, empty_value=None, required=False
+    )
+    rewatching = forms.BooleanField(label="Rewatching", required=False)
+    rewatch_count = forms.IntegerField(label="Times rewatched", min_value=0, max_value=50)
+    notes = forms.CharField(
+        label="Notes", required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    private = forms.BooleanField(label="Private (only you see it on Kitsu)", required=False)
+    started_at = forms.DateField(
+        label="Started", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    finished_at = forms.DateField(
+        label="Finished", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, rating_system: str = "", prefix: str = "", **kwargs: Any):
+        super().__init__(*args, prefix=prefix or None, **kwargs)
+        self.fields["score"].choices = [("", "No rating"), *score_choices(rating_system)]
+
+    @classmethod
+    def of(cls, entry: LibraryEntry, *, rating_system: str, prefix: str = "") -> EntryForm:
+        initial = {name: getattr(entry, name) for name in EDITABLE}
+        for moment in ("started_at", "finished_at"):
+            initial[moment] = initial[moment].date() if initial[moment] else None
+        # A score between the user's choices is shown at the nearest one Kitsu would show.
+        choices = [score for score, _ in score_choices(rating_system)]
+        if entry.score:
+            initial["score"] = min(choices, key=lambda choice: abs(choice - entry.score))
+        return cls(initial=initial, rating_system=rating_system, prefix=prefix)
+
+    def changes(self, entry: LibraryEntry) -> dict[str, Any]:
+        """The cleaned values that differ from the entry (dates as midnight UTC)."""
+        values = dict(self.cleaned_data)
+        for moment in ("started_at", "finished_at"):
+            day = values[moment]
+            current = getattr(entry, moment)
+            if day is not None and current is not None and current.date() == day:
+                values[moment] = current  # the same day: keep the stored time
+            elif day is not None:
+                values[moment] = datetime.combine(day, time(), tzinfo=UTC)
+        return {name: value for name, value in values.items() if getattr(entry, name) != value}
+
+
+class AddForm(forms.Form):
+    kitsu_anime_id = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    status = forms.ChoiceField(
+        label="Add as", choices=WatchStatus.choices, initial=WatchStatus.PLAN_TO_WATCH
+    )
+
+
+class SeasonForm(forms.Form):
+    season = forms.ChoiceField(
+        label="Season", choices=[(name, name.title()) for name in SEASONS], required=False
+    )
+    year = forms.IntegerField(label="Year", min_value=1907, max_value=2100, required=False)
 
 
 class ApiKeyForm(forms.Form):

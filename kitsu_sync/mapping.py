@@ -50,6 +50,37 @@ SCORE_MAX = 100
 RECONSUME_COUNT_MAX = 50
 
 
+# How a Kitsu user rates (their `ratingSystem`; docs/kitsu-api.md): each choice as Revenge's
+# score (0..100, ratingTwenty x 5) and the label Kitsu shows. Simple is four faces
+# (ratingTwenty 2, 8, 14, 20); regular is 0.5 to 5 stars in halves (ratingTwenty 2, 4, ...
+# 20, shown as floor(r20 / 2) / 2); advanced is 1 to 10 in halves (2..20, shown as r20 / 2).
+RATING_SYSTEMS = ("simple", "regular", "advanced")
+_SIMPLE = {2: "Awful", 8: "Meh", 14: "Good", 20: "Great"}
+
+
+def score_choices(system: str) -> list[tuple[int, str]]:
+    """The scores a user of this rating system can give, as (Revenge score, Kitsu's label);
+    an unknown system is advanced (every value Kitsu stores)."""
+    if system == "simple":
+        return [(twenty * 5, label) for twenty, label in _SIMPLE.items()]
+    if system == "regular":
+        return [(twenty * 5, f"{twenty / 4:g} stars") for twenty in range(2, 21, 2)]
+    return [(twenty * 5, f"{twenty / 2:g}") for twenty in range(2, 21)]
+
+
+def score_label(score: int | None, system: str) -> str:
+    """A Revenge score as the user sees it on Kitsu ("" for no rating)."""
+    if not score:
+        return ""
+    twenty = max(2, min(20, round(score / 5)))
+    if system == "simple":
+        nearest = min(_SIMPLE, key=lambda value: (abs(value - twenty), -value))
+        return _SIMPLE[nearest]
+    if system == "regular":
+        return f"{(twenty // 2) / 2:g} stars"  # Kitsu's own `rating`: floor(r20 / 2) / 2
+    return f"{twenty / 2:g}"
+
+
 def progress_cap(episode_count: int | None, start_date: date | None, today: date) -> int:
     """The most progress Kitsu accepts: the episode count; for a title of unknown length, the
     weeks since it started plus five (at least 50), or 100 with no start date
@@ -568,6 +599,9 @@ def kitsu_user_fields(resource: Resource) -> dict[str, str]:
         "kitsu_username": _text(attr("slug"))[:255],
         "kitsu_display_name": _text(attr("name"))[:255],
         "kitsu_avatar_url": avatar_url(attr("avatar")),
+        "kitsu_rating_system": _text(attr("ratingSystem"))
+        if attr("ratingSystem") in RATING_SYSTEMS
+        else "",
     }
 
 

@@ -32,6 +32,9 @@ class KitsuToken(models.Model):
     kitsu_username = models.CharField(max_length=255, blank=True)
     kitsu_display_name = models.CharField(max_length=255, blank=True)
     kitsu_avatar_url = models.URLField(max_length=1000, blank=True)
+    # How the user rates on Kitsu (simple, regular, advanced; "" unknown): scores are shown
+    # and taken that way (mapping.score_choices).
+    kitsu_rating_system = models.CharField(max_length=10, blank=True)
     access_token = EncryptedTextField()
     refresh_token = EncryptedTextField(blank=True)
     token_expires_at = models.DateTimeField()
@@ -121,6 +124,8 @@ class Anime(models.Model):
     start_date = models.DateField(null=True, blank=True)
     end_date = models.DateField(null=True, blank=True)
     kitsu_updated_at = models.DateTimeField(null=True, blank=True)
+    # When Kitsu's details (with the external ids) were last read for the anime page.
+    details_fetched_at = models.DateTimeField(null=True, blank=True)
     mal_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     anilist_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     anidb_id = models.BigIntegerField(null=True, blank=True, db_index=True)
@@ -575,3 +580,27 @@ class UnmatchedItem(models.Model):
     def __str__(self) -> str:
         season = f" season {self.season}" if self.season is not None else ""
         return f"{self.title or self.external_id}{season} ({self.get_status_display()})"
+
+
+class CatalogKind(models.TextChoices):
+    SEARCH = "search", "Search"
+    TRENDING = "trending", "Trending"
+    SEASON = "season", "Season"
+
+
+class CatalogListing(models.Model):
+    """One answer of Kitsu's catalogue (a title search, trending, a season), kept for a while
+    so that a page view does not cost a Kitsu request each time; the anime are `Anime` rows."""
+
+    kind = models.CharField(max_length=10, choices=CatalogKind.choices)
+    key = models.CharField(max_length=200)  # the normalised query, "", or "2026-fall"
+    kitsu_ids = models.JSONField(default=list)  # in Kitsu's order
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "key"], name="one_catalog_listing_per_query")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.key}".strip()

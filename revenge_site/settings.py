@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     # django-ninja: the API's interactive page serves its Swagger UI from these static files.
     "ninja",
+    "django_htmx",
     "kitsu_sync",
     # allauth loads `<app>.provider` from installed apps: the Kitsu provider is its own app.
     "kitsu_sync.providers.kitsu",
@@ -104,6 +105,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "revenge_site.urls"
@@ -313,6 +315,10 @@ MAPPING_RETRY_AFTER = parse_interval(env.str("MAPPING_RETRY_AFTER", default="6h"
 # Kitsu's own /mappings answers are kept this long (answers "none" for a shorter time).
 KITSU_MAPPING_CACHE_TTL = parse_interval(env.str("KITSU_MAPPING_CACHE_TTL", default="7d"))
 KITSU_MAPPING_MISS_TTL = parse_interval(env.str("KITSU_MAPPING_MISS_TTL", default="1d"))
+# Kitsu's catalogue on the web pages is kept this long: an anime's details and a season's list,
+# then a title search and trending (which change faster).
+KITSU_METADATA_TTL = parse_interval(env.str("KITSU_METADATA_TTL", default="24h"))
+KITSU_SEARCH_TTL = parse_interval(env.str("KITSU_SEARCH_TTL", default="1h"))
 
 CELERY_BEAT_SCHEDULE = {
     "kitsu-dispatch-due-syncs": {

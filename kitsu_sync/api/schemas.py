@@ -12,10 +12,11 @@ Status = Literal["watching", "completed", "on_hold", "dropped", "plan_to_watch"]
 
 
 class KitsuStanding(Schema):
-    state: Literal["in_step", "waiting", "sent", "failed", "local"] = Field(
+    state: Literal["in_step", "waiting", "sent", "failed", "local", "conflict"] = Field(
         description="in_step: Kitsu has it as Revenge does; waiting: a change waits to be "
         "sent; sent: Kitsu took the last change; failed: Kitsu refused it (see detail); local: "
-        "import only, the change stays in Revenge."
+        "import only, the change stays in Revenge; conflict: both sides changed it before the "
+        "last sync (detail: what each had, and what won)."
     )
     detail: str
 

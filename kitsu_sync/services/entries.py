@@ -24,8 +24,11 @@ from kitsu_sync.models import (
     KitsuToken,
     LibraryEntry,
     OutboxAction,
+    SyncOutcome,
+    SyncRun,
     WatchStatus,
 )
+from kitsu_sync.records import ConflictRecord
 from kitsu_sync.services import outbox
 from kitsu_sync.services.metadata import stored_anime
 
@@ -184,6 +187,7 @@ class KitsuState:
     SENT = "sent"  # Kitsu took Revenge's last change
     FAILED = "failed"  # Kitsu refused the change (why is given)
     LOCAL = "local"  # import only, or no Kitsu account: Revenge's changes stay here
+    CONFLICT = "conflict"  # both sides changed it before the last sync: what won, and why
 
 
 WAITING = "waiting to be sent to Kitsu"
@@ -196,7 +200,8 @@ class Standing:
 
 
 def standings(entries: list[LibraryEntry]) -> dict[int, Standing]:
-    """Where each entry stands with Kitsu, by entry pk (two queries: outbox rows, links)."""
+    """Where each entry stands with Kitsu, by entry pk (a query for the outbox rows, one for
+    the links, one per user for their last sync's conflicts)."""
     if not entries:
         return {}
     user_ids = {entry.user_id for entry in entries}
@@ -213,15 +218,52 @@ def standings(entries: list[LibraryEntry]) -> dict[int, Standing]:
             KitsuToken.objects.filter(user_id__in=user_ids).values_list("user_id", flat=True)
         )
         kept_here = {user: "no Kitsu account linked" for user in user_ids - linked}
+    conflicts = _last_conflicts(user_ids)
     return {
         entry.pk: _standing(
-            entry, rows.get((entry.user_id, entry.anime_id)), kept_here.get(entry.user_id)
+            entry,
+            rows.get((entry.user_id, entry.anime_id)),
+            kept_here.get(entry.user_id),
+            conflicts.get((entry.user_id, entry.anime.kitsu_id), []),
         )
         for entry in entries
     }
 
 
-def _standing(entry: LibraryEntry, row: KitsuOutbox | None, kept_here: str | None) -> Standing:
+def _last_conflicts(user_ids: set[int]) -> dict[tuple[int, int], list[ConflictRecord]]:
+    """The conflicts each user's last sync settled, by (user, Kitsu anime id)."""
+    found: dict[tuple[int, int], list[ConflictRecord]] = {}
+    for user_id in user_ids:
+        run = (
+            SyncRun.objects.filter(user_id=user_id, dry_run=False, finished_at__isnull=False)
+            .exclude(outcome=SyncOutcome.SKIPPED)
+            .order_by("-started_at")
+            .values("conflict_log", "finished_at")
+            .first()
+        )
+        for record in run["conflict_log"] if run else []:
+            found.setdefault((user_id, record["anime"]), []).append(record)
+    return found
+
+
+def describe_conflict(records: list[ConflictRecord]) -> str:
+    """What each side had and what won, in words."""
+    parts = []
+    for record in records:
+        kept = "Kitsu's" if record["kept"] == "kitsu" else "Revenge's"
+        parts.append(
+            f"{record['field']}: Revenge had {record['local']!r}, Kitsu {record['remote']!r}; "
+            f"{kept} kept ({record['rule']})"
+        )
+    return "Both sides changed it before the last sync. " + "; ".join(parts)
+
+
+def _standing(
+    entry: LibraryEntry,
+    row: KitsuOutbox | None,
+    kept_here: str | None,
+    conflicts: list[ConflictRecord],
+) -> Standing:
     if row is not None and row.failed:
         return Standing(KitsuState.FAILED, f"Kitsu refused the change: {row.last_error}")
     if row is not None:
@@ -232,6 +274,8 @@ def _standing(entry: LibraryEntry, row: KitsuOutbox | None, kept_here: str | Non
     )
     if kept_here and changed_here:
         return Standing(KitsuState.LOCAL, f"changed in Revenge; {kept_here}: kept here")
+    if conflicts and not changed_here:
+        return Standing(KitsuState.CONFLICT, describe_conflict(conflicts))
     if entry.pushed_at is not None and not changed_here:
         return Standing(KitsuState.SENT, f"sent to Kitsu at {entry.pushed_at:%Y-%m-%d %H:%M} UTC")
     return Standing(KitsuState.IN_STEP, "as on Kitsu")

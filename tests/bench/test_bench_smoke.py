@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 
-from bench import export, fleet, import_library, incremental, latency, mapping_datasets, webhooks
+from bench import (
+    export,
+    fleet,
+    import_library,
+    incremental,
+    latency,
+    list_page,
+    mapping_datasets,
+    webhooks,
+)
 from bench.harness import library_size_for, running_sandbox
 from kitsu_sync.models import LibraryEntry
 from kitsu_sync.sandbox import SandboxConfig
@@ -154,3 +163,14 @@ def test_the_webhooks_benchmark_delivers_each_change_once_through_gunicorn_and_a
         assert phase["judge"]["progress_not_last_sent"] == 0, phase["judge"]
         assert phase["kitsu"]["recorded"] == phase["kitsu"]["delivered"]
     assert "delivered exactly once: yes" in "\n".join(webhooks.verdicts(results))
+
+
+def test_the_list_page_benchmark_renders_the_same_rows_with_the_same_queries() -> None:
+    results = list_page.run(entries=200, repeat=2)
+
+    for size in ("small", "large"):
+        assert results[size]["rows"] == 50
+        assert results[size]["median_ms"] > 0
+    assert results["same_queries"]
+    assert results["ratio"] == results["large"]["median_ms"] / results["small"]["median_ms"]
+    assert "| 200 |" in list_page.report(results)

@@ -1,4 +1,10 @@
-"""Headless Chromium (Debian's package, never a downloaded build) driven by Playwright."""
+"""Headless Chromium (Debian's package, never a downloaded build) driven by Playwright.
+
+Besides the browser: `sandbox_server` is overridden here with a sandbox that serves its own
+posters (no page asks another host for an image), `enter_as` signs a user in on a page without
+the sign-in form, `imported_user` is a linked user whose sandbox library was imported, and
+`two_way` turns sending changes to Kitsu on. tests/browser/axe.py runs axe-core in a page.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
+from django.test import Client
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from kitsu_sync.sandbox import SandboxConfig
+from kitsu_sync.services.sync import run_sync
+from tests.sandbox_handle import SandboxHandle
 
 CHROMIUM = "/usr/bin/chromium"
 REVENGE_PASSWORD = "revenge-pass-1"
@@ -48,6 +60,15 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context.close()
 
 
+@pytest.fixture
+def page_without_js(browser: Browser) -> Iterator[Page]:
+    """A page of a browser with JavaScript turned off: what is left is plain HTML forms."""
+    context = browser.new_context(java_script_enabled=False)
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     # Remember the outcome so that `page` can keep a screenshot of a failure.
@@ -71,3 +92,50 @@ def sign_in(live_server: Any) -> Callable[[Page, str], None]:
         expect(page.get_by_role("heading", name="Link your Kitsu account")).to_be_visible()
 
     return sign
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxHandle]:
+    """The suite's sandbox (code grant on), with posters served by the sandbox itself, as in
+    the demo (`make run`): pages show real images, and the browser asks no other host."""
+    config = SandboxConfig(auth_code_enabled=True, media_url="/media")
+    with SandboxHandle.serving(config) as handle:
+        yield handle
+
+
+@pytest.fixture
+def enter_as(live_server: Any) -> Callable[[Page, Any], None]:
+    """Sign `user` in on `page` with a session cookie (no sign-in form: faster, and the form
+    has its own tests)."""
+
+    def enter(page: Page, user: Any) -> None:
+        client = Client()
+        client.force_login(user)
+        cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
+        page.context.add_cookies(
+            [{"name": cookie.key, "value": cookie.value, "url": live_server.url}]
+        )
+
+    return enter
+
+
+@pytest.fixture
+def imported_user(linked_user: Callable[..., Any], kitsu: Any) -> Callable[..., Any]:
+    """A user linked to seeded sandbox user `index` (1 is the demo account), whose Kitsu library
+    was imported as the first sync after linking imports it."""
+
+    def make(username: str | None = None, index: int = 1) -> Any:
+        user = linked_user(username, index)
+        run = run_sync(user_id=user.pk, trigger="link")
+        assert run.outcome == "success", run.errors
+        return user
+
+    return make
+
+
+@pytest.fixture
+def two_way(kitsu: Any, settings: Any, deliveries: list[Any]) -> list[Any]:
+    """Changes made in Revenge are sent to Kitsu (through the outbox, delivered by the test
+    with `outbox.deliver`: the Celery task is recorded in the returned list, not sent)."""
+    settings.KITSU_SYNC_DIRECTION = "two_way"
+    return deliveries

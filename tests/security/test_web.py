@@ -1,7 +1,7 @@
 """The web UI against bad requests: CSRF on every URL, GETs that change nothing, users who
 cannot reach each other's data, hostile form input, and Kitsu text that must not become HTML.
 
-Already covered in tests/test_views.py (not repeated here): sign-in required on every page,
+Already covered in tests/views/test_pages.py (not repeated here): sign-in required on every page,
 Sync now refusing GET, CSRF refusals on the three kitsu_sync forms, the basic bad-input cases
 of the password form, and another user's sync run answering 404.
 """
@@ -196,12 +196,19 @@ def database_rows() -> dict[str, list[tuple[Any, ...]]]:
     return rows
 
 
+# Kitsu's catalogue pages ask Kitsu for what they show and keep its answer (Anime rows and
+# catalogue listings: a cache of Kitsu's data, not anyone's); they change nothing else.
+CATALOG_PAGES = ("/anime/",)
+KITSU_CACHE_TABLES = ("kitsu_sync_anime", "kitsu_sync_cataloglisting")
+
+
 def test_no_get_changes_anything_or_calls_kitsu(world, sync_requests, kitsu):
     client = Client()
     client.force_login(world["admin"])
     before = database_rows()
+    pages = [path for path in paths(world) if not path.startswith(CATALOG_PAGES)]
 
-    statuses = {path: client.get(path).status_code for path in paths(world)}
+    statuses = {path: client.get(path).status_code for path in pages}
 
     assert database_rows() == before
     assert sync_requests.calls == []
@@ -210,6 +217,22 @@ def test_no_get_changes_anything_or_calls_kitsu(world, sync_requests, kitsu):
     # The pages themselves were reached, not only redirects to a sign-in page.
     assert statuses[DASHBOARD] == statuses[LIBRARY] == statuses[UNLINK] == 200
     assert statuses["/admin/kitsu_sync/kitsusyncstate/"] == 200
+
+
+def test_the_catalogue_pages_change_nothing_but_the_kept_kitsu_answers(world, sync_requests, kitsu):
+    client = Client()
+    client.force_login(world["admin"])
+    before = database_rows()
+    pages = [path for path in paths(world) if path.startswith(CATALOG_PAGES)]
+    assert len(pages) >= 4  # an anime, search, trending, season
+
+    statuses = {path: client.get(path).status_code for path in pages}
+
+    after = database_rows()
+    changed = {table for table in after if after[table] != before.get(table)}
+    assert changed <= set(KITSU_CACHE_TABLES), changed
+    assert sync_requests.calls == []
+    assert {path: s for path, s in statuses.items() if s >= 500} == {}
 
 
 # --- one user cannot reach another's data ------------------------------------------------------
