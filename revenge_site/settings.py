@@ -223,6 +223,8 @@ KITSU_OAUTH_URL = env.str("KITSU_OAUTH_URL", default="https://kitsu.app/api/oaut
 KITSU_CLIENT_ID = env.str("KITSU_CLIENT_ID", default="")
 KITSU_CLIENT_SECRET = env.str("KITSU_CLIENT_SECRET", default="")
 KITSU_AUTH_FLOW = choice("KITSU_AUTH_FLOW", ("password", "authorization_code"), "password")
+# PKCE (RFC 7636) in the authorization-code flow: a server without PKCE ignores it.
+KITSU_OAUTH_PKCE = env.bool("KITSU_OAUTH_PKCE", default=True)
 KITSU_TOKEN_KEY = env.str("KITSU_TOKEN_KEY", default="")
 KITSU_RATE_LIMIT = env.float("KITSU_RATE_LIMIT", default=10.0)
 if KITSU_RATE_LIMIT <= 0:
@@ -250,11 +252,14 @@ KITSU_SCROBBLE_REPEAT_WINDOW = parse_interval(env.str("KITSU_SCROBBLE_REPEAT_WIN
 # --- Linking ----------------------------------------------------------------------------------
 
 
-def kitsu_socialaccount_providers(*, client_id: str, client_secret: str, flow: str) -> dict:
+def kitsu_socialaccount_providers(
+    *, client_id: str, client_secret: str, flow: str, pkce: bool = True
+) -> dict:
     """allauth's app for the `kitsu` provider, from settings (no SocialApp rows needed).
 
     With the password flow the provider stays installed but hidden from the sign-in page:
-    kitsu.app refuses the authorization-code flow it would start.
+    kitsu.app refuses the authorization-code flow it would start. `pkce` sends a PKCE
+    challenge with the authorize request and its verifier with the token request.
     """
     return {
         "kitsu": {
@@ -266,12 +271,16 @@ def kitsu_socialaccount_providers(*, client_id: str, client_secret: str, flow: s
                 }
             ],
             "SCOPE": ["public"],
+            "OAUTH_PKCE_ENABLED": pkce,
         }
     }
 
 
 SOCIALACCOUNT_PROVIDERS = kitsu_socialaccount_providers(
-    client_id=KITSU_CLIENT_ID, client_secret=KITSU_CLIENT_SECRET, flow=KITSU_AUTH_FLOW
+    client_id=KITSU_CLIENT_ID,
+    client_secret=KITSU_CLIENT_SECRET,
+    flow=KITSU_AUTH_FLOW,
+    pkce=KITSU_OAUTH_PKCE,
 )
 # Kitsu tokens live only in KitsuToken, encrypted; allauth's SocialToken table stays empty.
 SOCIALACCOUNT_STORE_TOKENS = False

@@ -163,11 +163,18 @@ def authorization_code_grant(
     redirect_uri: str,
     client_id: str,
     client_secret: str,
+    code_verifier: str | None = None,
 ) -> TokenResponse:
-    """Exchange an authorization code (only where the server enables that grant)."""
+    """Exchange an authorization code (only where the server enables that grant).
+
+    `code_verifier` is the PKCE secret (RFC 7636) whose challenge went with the authorize
+    request; sent only when given, since a server that never saw a challenge needs none.
+    """
     if not code:
         raise KitsuUsageError("An authorization code is needed.")
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    if code_verifier:
+        form["code_verifier"] = code_verifier
     return _token_request(transport, _with_client(form, client_id, client_secret))
 
 

@@ -1,7 +1,8 @@
 """The OAuth routes under /api/oauth, as Doorkeeper 5.6 answers them for Kitsu.
 
 Grants: password (username is the email or the profile slug, never the display name) and
-refresh_token; authorization_code only when the config enables it (kitsu.app does not).
+refresh_token; authorization_code only when the config enables it (kitsu.app does not), with
+PKCE as Doorkeeper does it once its PKCE migration has run (docs/sandbox.md).
 The password grant sits behind Rack::Attack's `logins/ip` throttle.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 from html import escape
@@ -54,9 +56,12 @@ DESCRIPTIONS = {
     "invalid_redirect_uri": (
         "The requested redirect uri is malformed or doesn't match client redirect URI."
     ),
+    "invalid_code_challenge_method": "The code challenge method must be plain or S256.",
 }
 STATUSES = {"invalid_client": 401, "unauthorized_client": 401}
 SCOPES = {"public", "everything"}
+# Doorkeeper 5.6 takes these two and no default: a challenge without a method is refused.
+CODE_CHALLENGE_METHODS = ("plain", "S256")
 JSON_TYPE = "application/json; charset=utf-8"
 
 
@@ -151,18 +156,31 @@ class OAuthApi:
         return self.token_response(new)
 
     def code_grant(self, params: dict[str, str], client: str | None) -> Response:
+        """Doorkeeper's AuthorizationCodeRequest: its checks in its order, and the code used up
+        only by a successful exchange (a refused one leaves it to its owner)."""
         if not params.get("code"):
             return missing("code")
+        tokens = self.store.tokens
+        grant = tokens.find_grant(params["code"])
+        verifier = params.get("code_verifier", "")
+        if grant is not None and grant.uses_pkce and not verifier:
+            return missing("code_verifier")
         if not params.get("redirect_uri"):
             return missing("redirect_uri")
         if client is None:
             return oauth_error("invalid_client")
-        grant = self.store.tokens.take_grant(params["code"])
-        if grant is None or grant.client_id != client:
+        if grant is None or grant.client_id != client or not grant.usable(self.config.clock()):
             return oauth_error("invalid_grant")
         if grant.redirect_uri != params["redirect_uri"]:
             return oauth_error("invalid_grant")
-        return self.token_response(self.store.tokens.create(grant.user_id, client))
+        if verifier and not verifier_matches(
+            grant.code_challenge_method, grant.code_challenge, verifier
+        ):
+            return oauth_error("invalid_grant")
+        # Another exchange of the same code may have won since the checks above.
+        if tokens.take_grant(grant.code) is None:
+            return oauth_error("invalid_grant")
+        return self.token_response(tokens.create(grant.user_id, client))
 
     def token_response(self, token: AccessToken) -> Response:
         now = self.config.clock()
@@ -270,7 +288,12 @@ class OAuthApi:
             answer = {"error": "access_denied", "error_description": DESCRIPTIONS["access_denied"]}
         else:
             grant = self.store.tokens.create_grant(
-                session[0], form["client_id"], redirect_uri, form.get("scope") or "public"
+                session[0],
+                form["client_id"],
+                redirect_uri,
+                form.get("scope") or "public",
+                code_challenge=form.get("code_challenge", ""),
+                code_challenge_method=form.get("code_challenge_method", ""),
             )
             answer = {"code": grant.code}
         if form.get("state"):
@@ -320,20 +343,37 @@ class OAuthApi:
         if allowed and redirect_uri not in allowed:
             return error_page("invalid_redirect_uri", 400)
         if params.get("response_type") != "code":
-            answer = {
-                "error": "unsupported_response_type",
-                "error_description": DESCRIPTIONS["unsupported_response_type"],
-            }
-            if params.get("state"):
-                answer["state"] = params["state"]
-            return redirect(with_query(redirect_uri, answer))
+            return redirect_error(redirect_uri, "unsupported_response_type", params)
         scope = params.get("scope", "").strip()
         if scope and not set(scope.split()) <= SCOPES:
-            answer = {"error": "invalid_scope", "error_description": DESCRIPTIONS["invalid_scope"]}
-            if params.get("state"):
-                answer["state"] = params["state"]
-            return redirect(with_query(redirect_uri, answer))
+            return redirect_error(redirect_uri, "invalid_scope", params)
+        if params.get("code_challenge") and (
+            params.get("code_challenge_method") not in CODE_CHALLENGE_METHODS
+        ):
+            return redirect_error(redirect_uri, "invalid_code_challenge_method", params)
         return None
+
+
+def verifier_matches(method: str, challenge: str, verifier: str) -> bool:
+    """Doorkeeper's `validate_code_verifier` once a verifier was sent: S256 compares the
+    unpadded base64url SHA-256 of the verifier, plain the verifier itself; a grant without
+    a challenge (no method) matches no verifier."""
+    if method == "S256":
+        digest = hashlib.sha256(verifier.encode("utf-8")).digest()
+        expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    elif method == "plain":
+        expected = verifier
+    else:
+        return False
+    return hmac.compare_digest(challenge.encode("utf-8"), expected.encode("utf-8"))
+
+
+def redirect_error(redirect_uri: str, code: str, params: dict[str, str]) -> Response:
+    """Back to the client with an error and its description, and the state if one came."""
+    answer = {"error": code, "error_description": DESCRIPTIONS[code]}
+    if params.get("state"):
+        answer["state"] = params["state"]
+    return redirect(with_query(redirect_uri, answer))
 
 
 def request_params(request: Request) -> dict[str, str]:
@@ -423,6 +463,9 @@ def consent_form(params: dict[str, str], user_name: str, csrf: str) -> str:
         "state": params.get("state", ""),
         "response_type": params.get("response_type", ""),
         "scope": params.get("scope", ""),
+        # Doorkeeper's authorize form carries the PKCE pair on to the grant it creates.
+        "code_challenge": params.get("code_challenge", ""),
+        "code_challenge_method": params.get("code_challenge_method", ""),
         "authenticity_token": csrf,
     }
     hidden = "\n".join(

@@ -53,12 +53,33 @@ class AccessToken:
 
 
 class Grant:
-    """An authorization code (single use)."""
+    """An authorization code (single use), with the PKCE challenge of its authorize request.
 
-    __slots__ = ("client_id", "code", "created_at", "redirect_uri", "revoked", "scope", "user_id")
+    Doorkeeper keeps `code_challenge` and `code_challenge_method` on `oauth_access_grants`
+    when its PKCE migration has run; empty means the request carried no challenge.
+    """
+
+    __slots__ = (
+        "client_id",
+        "code",
+        "code_challenge",
+        "code_challenge_method",
+        "created_at",
+        "redirect_uri",
+        "revoked",
+        "scope",
+        "user_id",
+    )
 
     def __init__(
-        self, user_id: int, client_id: str, redirect_uri: str, scope: str, created_at: float
+        self,
+        user_id: int,
+        client_id: str,
+        redirect_uri: str,
+        scope: str,
+        created_at: float,
+        code_challenge: str = "",
+        code_challenge_method: str = "",
     ) -> None:
         self.code = new_token()
         self.user_id = user_id
@@ -67,6 +88,15 @@ class Grant:
         self.scope = scope
         self.created_at = created_at
         self.revoked = False
+        self.code_challenge = code_challenge
+        self.code_challenge_method = code_challenge_method if code_challenge else ""
+
+    @property
+    def uses_pkce(self) -> bool:
+        return bool(self.code_challenge)
+
+    def usable(self, now: float) -> bool:
+        return not self.revoked and now < self.created_at + GRANT_LIFETIME
 
 
 class TokenStore:
@@ -162,14 +192,39 @@ class TokenStore:
                 token.created_at = now - token.expires_in - 1
             return len(found)
 
-    def create_grant(self, user_id: int, client_id: str, redirect_uri: str, scope: str) -> Grant:
+    def create_grant(
+        self,
+        user_id: int,
+        client_id: str,
+        redirect_uri: str,
+        scope: str,
+        *,
+        code_challenge: str = "",
+        code_challenge_method: str = "",
+    ) -> Grant:
         with self.lock:
-            grant = Grant(user_id, client_id, redirect_uri, scope, self.clock())
+            grant = Grant(
+                user_id,
+                client_id,
+                redirect_uri,
+                scope,
+                self.clock(),
+                code_challenge=code_challenge,
+                code_challenge_method=code_challenge_method,
+            )
             self.grants[grant.code] = grant
             return grant
 
+    def find_grant(self, code: str) -> Grant | None:
+        """The grant for a code, used or not, left as it is (Doorkeeper's `by_token`)."""
+        with self.lock:
+            return self.grants.get(code)
+
     def take_grant(self, code: str) -> Grant | None:
-        """The grant for a code, revoked on the way out (codes are single use); None if unusable."""
+        """The grant for a code, revoked on the way out (codes are single use); None if unusable.
+
+        Checked and revoked under the lock, so two exchanges of one code cannot both win.
+        """
         with self.lock:
             grant = self.grants.get(code)
             if grant is None or grant.revoked:

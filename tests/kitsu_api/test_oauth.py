@@ -338,3 +338,25 @@ def test_password_and_tokens_never_reach_logs_or_errors(
     for secret in (password, ACCESS_TOKEN, REFRESH_TOKEN):
         assert all(secret not in text for text in exposed)
     assert "POST /api/oauth/token -> 200" in caplog.text
+
+
+def test_authorization_code_grant_sends_the_pkce_verifier_when_given(
+    token_endpoint: responses.RequestsMock, transport: Transport
+) -> None:
+    for verifier in ("v" * 128, None, ""):
+        authorization_code_grant(
+            transport,
+            code="c0de",
+            redirect_uri="https://revenge.local/accounts/kitsu/login/callback/",
+            client_id="app",
+            client_secret="s3cret",
+            code_verifier=verifier,
+        )
+
+    with_verifier, without, empty = (sent_form(token_endpoint, index) for index in range(3))
+    assert with_verifier["code_verifier"] == ["v" * 128]
+    assert with_verifier["code"] == ["c0de"]
+    # No PKCE: the form is exactly the plain exchange (a server that saw no challenge
+    # refuses a verifier it cannot check).
+    assert "code_verifier" not in without
+    assert "code_verifier" not in empty

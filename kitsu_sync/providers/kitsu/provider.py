@@ -35,6 +35,10 @@ class KitsuProvider(OAuth2Provider):
     name = "Kitsu"
     account_class = KitsuAccount
     oauth2_adapter_class = KitsuOAuth2Adapter
+    # PKCE costs nothing where the server ignores it: Doorkeeper without its PKCE columns
+    # drops the challenge and the verifier; with them, it checks one against the other
+    # (docs/kitsu-api.md §2). `OAUTH_PKCE_ENABLED` in the provider settings overrides this.
+    pkce_enabled_default = True
 
     def get_default_scope(self) -> list[str]:
         return ["public"]

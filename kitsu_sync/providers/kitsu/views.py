@@ -5,6 +5,8 @@ Kitsu's server is Doorkeeper: the authorize page is `<oauth>/authorize` and the 
 so this flow works only where the authorization-code grant is turned on
 (docs/kitsu-api.md §2).
 Every request to Kitsu goes through `kitsu_api`, which maps Kitsu's answers to typed errors.
+PKCE (RFC 7636) is on by default (`KITSU_OAUTH_PKCE`): allauth puts the challenge in the
+authorize URL and hands the verifier back here for the token request.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class KitsuOAuth2Adapter(OAuth2Adapter):
                 redirect_uri=client.callback_url,
                 client_id=app.client_id,
                 client_secret=app.secret,
+                # The PKCE secret allauth kept with the state (None when PKCE is off): a
+                # server that saw the challenge refuses the code without it.
+                code_verifier=pkce_code_verifier,
             )
         self.did_fetch_access_token = True
         return token
