@@ -24,6 +24,8 @@ from kitsu_sync.models import (
     MappingDataset,
     MediaOverride,
     MediaServer,
+    Notice,
+    NotificationSettings,
     SyncRun,
     SyncTrigger,
 )
@@ -378,6 +380,47 @@ class MappingDatasetAdmin(admin.ModelAdmin):
         "last_attempt_at",
         "last_error",
     )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Notice)
+class NoticeAdmin(admin.ModelAdmin):
+    """Read-only: what each user was told (re-link needed, syncs failing, shows unmatched),
+    when, and whether it reached them."""
+
+    list_display = ("user", "kind", "started_at", "ended_at", "delivery", "attempts", "sent_at")
+    list_filter = ("kind", "delivery", ("ended_at", admin.EmptyFieldListFilter))
+    search_fields = ("user__username",)
+    readonly_fields = (
+        "user",
+        "kind",
+        "message",
+        "started_at",
+        "ended_at",
+        "delivery",
+        "attempts",
+        "sent_at",
+        "last_error",
+    )
+    exclude = ("sending_until",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(admin.ModelAdmin):
+    """Who has an Apprise URL of their own; never the URL (it holds the channel's secrets)."""
+
+    list_display = ("user", "has_url", "updated_at")
+    fields = ("user", "has_url", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(boolean=True, description="Apprise URL set")
+    def has_url(self, row: NotificationSettings) -> bool:
+        return bool(row.apprise_url)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -11,6 +11,7 @@ from kitsu_sync.models import LibraryEntry, MediaServerKind, WatchStatus, valida
 from kitsu_sync.services.entries import EDITABLE
 from kitsu_sync.services.linking import login_problem, password_problem
 from kitsu_sync.services.metadata import SEASONS
+from kitsu_sync.services.notifications import apprise_url_problem
 
 
 class PasswordLinkForm(forms.Form):
@@ -212,3 +213,31 @@ class MatchForm(forms.Form):
         help_text="Added to the server's episode number (-12: the server's episode 13 is 1).",
     )
     every_season = forms.BooleanField(label="For every season of this show", required=False)
+
+
+class NotificationForm(forms.Form):
+    """The user's Apprise URL: where notices go besides the dashboard (stored encrypted)."""
+
+    apprise_url = forms.CharField(
+        label="Apprise URL",
+        required=False,
+        max_length=2000,
+        # It holds the channel's secrets: never written back into the page.
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="One URL in Apprise's format, such as tgram://bottoken/ChatID, "
+        "ntfys://ntfy.sh/your-topic or discord://webhook_id/webhook_token. Stored encrypted.",
+    )
+    remove = forms.BooleanField(label="Send notices to the dashboard only", required=False)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("remove"):
+            cleaned["apprise_url"] = ""
+            return cleaned
+        url = (cleaned.get("apprise_url") or "").strip()
+        if not url:
+            self.add_error("apprise_url", "Paste an Apprise URL, or tick “dashboard only”.")
+        elif problem := apprise_url_problem(url):
+            self.add_error("apprise_url", problem)
+        cleaned["apprise_url"] = url
+        return cleaned

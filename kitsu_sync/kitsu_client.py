@@ -10,18 +10,28 @@ from functools import cache
 
 from django.conf import settings
 
-from kitsu_sync.kitsu_api import KitsuClient, RetryPolicy, Transport, make_rate_limiter
+from kitsu_sync.kitsu_api import KitsuClient, RetryPolicy, Transport
+from kitsu_sync.metrics import MeteredRateLimiter, MeteredSession
 
 
 @cache
 def get_transport() -> Transport:
+    # The session and the limiter count every attempt, retry and wait (kitsu_sync.metrics).
+    session = MeteredSession(api_url=settings.KITSU_API_URL, oauth_url=settings.KITSU_OAUTH_URL)
     return Transport(
         api_url=settings.KITSU_API_URL,
         oauth_url=settings.KITSU_OAUTH_URL,
+        session=session,
         timeout=(min(5.0, settings.KITSU_TIMEOUT), settings.KITSU_TIMEOUT),
-        rate_limiter=make_rate_limiter(
-            settings.KITSU_RATE_LIMIT, settings.REDIS_URL or None, key=settings.KITSU_RATE_LIMIT_KEY
+        # One limiter shared by all workers through Redis, or by this process without it.
+        rate_limiter=MeteredRateLimiter(
+            settings.KITSU_RATE_LIMIT,
+            storage_uri=settings.REDIS_URL or "memory://",
+            key=settings.KITSU_RATE_LIMIT_KEY,
         ),
+        on_retry=session.count_retry,
+        deadline=settings.KITSU_HTTP_DEADLINE,
+        max_response_bytes=settings.KITSU_MAX_RESPONSE_BYTES,
     )
 
 
@@ -48,4 +58,6 @@ def get_courtesy_transport() -> Transport:
         rate_limiter=shared.rate_limiter,
         rate_limit_wait=5.0,
         retry=RetryPolicy(attempts=1),
+        deadline=min(10.0, shared.deadline),
+        max_response_bytes=shared.max_response_bytes,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -20,6 +21,17 @@ KITSU_PROVIDER_ID = "kitsu"
 class AuthFlow(models.TextChoices):
     PASSWORD = "password", "Password grant"
     AUTHORIZATION_CODE = "authorization_code", "Authorization code"
+
+
+class KitsuTokenQuerySet(models.QuerySet):
+    def due_for_sync(self, now: datetime) -> KitsuTokenQuerySet:
+        """Links that can sync and whose next sync time has passed (or was never set)."""
+        state = "user__kitsu_sync_state__"
+        return self.filter(needs_relink=False).filter(
+            Q(**{f"{state}isnull": True})
+            | Q(**{f"{state}next_sync_at__isnull": True})
+            | Q(**{f"{state}next_sync_at__lte": now})
+        )
 
 
 class KitsuToken(models.Model):
@@ -46,6 +58,8 @@ class KitsuToken(models.Model):
     refresh_claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = KitsuTokenQuerySet.as_manager()
 
     class Meta:
         db_table = "user_kitsu_tokens"
@@ -604,3 +618,75 @@ class CatalogListing(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.key}".strip()
+
+
+# --- telling people what needs them -------------------------------------------------------------
+
+
+class NotificationSettings(models.Model):
+    """Where a user's notices are sent besides the dashboard: an Apprise URL, which holds the
+    channel's secrets (a bot token, a password), so it is stored encrypted like Kitsu tokens."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_notifications"
+    )
+    apprise_url = EncryptedTextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "notification settings"
+        verbose_name_plural = "notification settings"
+
+    def __str__(self) -> str:
+        return f"Notification settings of {self.user}"
+
+    def __repr__(self) -> str:
+        return f"<NotificationSettings user_id={self.user_id}>"
+
+
+class NoticeKind(models.TextChoices):
+    RELINK = "relink", "Kitsu needs linking again"
+    SYNC_FAILING = "sync_failing", "Syncs keep failing"
+    UNMATCHED = "unmatched", "Watched shows wait for a match"
+
+
+class NoticeDelivery(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Could not be sent"
+    DASHBOARD = "dashboard", "Dashboard only (no Apprise URL)"
+
+
+class Notice(models.Model):
+    """A condition a user should know about, from when it started until it ended: the record
+    that it was notified, so that it is told once, not at every sync."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kitsu_notices"
+    )
+    kind = models.CharField(max_length=20, choices=NoticeKind.choices)
+    message = models.TextField()
+    started_at = models.DateTimeField()
+    # Set when the condition is over (linked again, a sync succeeded, the shows matched).
+    ended_at = models.DateTimeField(null=True, blank=True)
+    delivery = models.CharField(
+        max_length=10, choices=NoticeDelivery.choices, default=NoticeDelivery.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Compare-and-swap claim: one worker at a time sends it.
+    sending_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind"],
+                condition=Q(ended_at__isnull=True),
+                name="one_open_notice_per_user_and_kind",
+            )
+        ]
+        indexes = [models.Index(fields=["user", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.user} since {self.started_at:%Y-%m-%d %H:%M}"

@@ -16,15 +16,22 @@ from allauth.socialaccount.signals import (
 )
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from kitsu_sync import tasks
-from kitsu_sync.models import KITSU_PROVIDER_ID, KitsuToken, MediaServer
+from kitsu_sync import metrics, tasks
+from kitsu_sync.models import KITSU_PROVIDER_ID, KitsuToken, MediaServer, NoticeKind
+from kitsu_sync.services import notifications
 from kitsu_sync.services.linking import record_link
 from kitsu_sync.services.media_servers import forget_show_ids
-from kitsu_sync.signals import outbox_ready, sync_requested
+from kitsu_sync.services.tokens import (
+    RELINK_NOT_RENEWABLE,
+    RELINK_REFRESH_REJECTED,
+    RELINK_UNREADABLE,
+)
+from kitsu_sync.signals import link_needs_relink, outbox_ready, sync_finished, sync_requested
 
 logger = logging.getLogger(__name__)
 
@@ -112,3 +119,55 @@ def deliver_outbox(sender: Any, *, user_id: int, **kwargs: Any) -> None:
 def forget_show_ids_of_servers(sender: Any, **kwargs: Any) -> None:
     # A server added, changed or removed may know a show by other ids (or not at all).
     forget_show_ids()
+
+
+# --- notices: conditions starting and ending -> the notifications service, sending -> a task ---
+
+RELINK_REASONS = {
+    RELINK_REFRESH_REJECTED: "refresh_rejected",
+    RELINK_NOT_RENEWABLE: "not_renewable",
+    RELINK_UNREADABLE: "unreadable",
+}
+
+
+def queue_notice(notice_id: int) -> None:
+    """Send the notice from a worker once the transaction that opened it commits."""
+
+    def send() -> None:
+        try:
+            tasks.send_notice.delay(notice_id)
+        except Exception:
+            # The broker is down: the notice shows on the dashboard, and beat's
+            # notify_conditions sends it once the broker is back.
+            logger.warning("Could not queue the sending of notice %s", notice_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+@receiver(link_needs_relink, dispatch_uid="kitsu_notify_relink")
+def notify_relink(sender: Any, *, user_id: int, reason: str, **kwargs: Any) -> None:
+    notice = notifications.link_needs_relink(user_id=user_id, reason=reason)
+    if notice is not None:
+        metrics.RELINK_EVENTS.labels(RELINK_REASONS.get(reason, "other")).inc()
+        queue_notice(notice.pk)
+
+
+@receiver(sync_finished, dispatch_uid="kitsu_notify_sync_failures")
+def notify_sync_failures(sender: Any, *, user_id: int, outcome: str, **kwargs: Any) -> None:
+    notice = notifications.sync_finished(user_id=user_id, outcome=outcome)
+    if notice is not None:
+        queue_notice(notice.pk)
+
+
+@receiver(post_save, sender=KitsuToken, dispatch_uid="kitsu_close_relink_notice")
+def close_relink_notice(sender: Any, instance: KitsuToken, **kwargs: Any) -> None:
+    # Linked again (store_link saves the row with needs_relink off): the condition is over.
+    if not instance.needs_relink:
+        notifications.close_notices(user_id=instance.user_id, kind=NoticeKind.RELINK)
+
+
+@receiver(post_delete, sender=KitsuToken, dispatch_uid="kitsu_close_link_notices")
+def close_link_notices(sender: Any, instance: KitsuToken, **kwargs: Any) -> None:
+    # Unlinked: neither re-linking nor failing syncs concern this user any more.
+    for kind in (NoticeKind.RELINK, NoticeKind.SYNC_FAILING):
+        notifications.close_notices(user_id=instance.user_id, kind=kind)

@@ -12,3 +12,10 @@ sync_requested = Signal()
 # Changes of this user wait in the outbox for Kitsu: user_id. Sent after the commit that
 # queued them; a receiver's error (the broker down) is logged, and beat delivers them later.
 outbox_ready = Signal()
+
+# A link stopped working and needs the user to link Kitsu again: user_id, reason (the words
+# shown to them). Sent by tokens.mark_needs_relink, after its update.
+link_needs_relink = Signal()
+
+# A library sync ended (not a dry run, not skipped at the start): user_id, run_id, outcome.
+sync_finished = Signal()

@@ -14,9 +14,9 @@ from celery import shared_task
 from celery.app.task import Task
 from django.db import InterfaceError, OperationalError
 
-from kitsu_sync import health
-from kitsu_sync.models import SyncOutcome
-from kitsu_sync.services import mapping_data, outbox, schedule, scrobble, sync
+from kitsu_sync import health, logcontext
+from kitsu_sync.models import NoticeDelivery, SyncOutcome
+from kitsu_sync.services import mapping_data, notifications, outbox, schedule, scrobble, sync
 
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 30 * 60
@@ -71,7 +71,8 @@ def sync_library(self: Task, user_id: int, trigger: str, full: bool = False) -> 
 )
 def deliver_outbox(self: Task, user_id: int) -> None:
     try:
-        outbox.deliver(user_id=user_id)
+        with logcontext.bound(user_id=user_id):
+            outbox.deliver(user_id=user_id)
     except outbox.OutboxBusy as exc:
         # A sync or another delivery holds the user's claim: it sends these changes unless
         # they arrived after it listed them, so look again shortly.
@@ -111,3 +112,28 @@ def retry_unmatched() -> int:
 def prune_scrobble_records() -> int:
     """Watch reports past the repeat window and stale idempotent answers, deleted."""
     return scrobble.prune_records()
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    max_retries=notifications.MAX_SEND_ATTEMPTS - 1,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def send_notice(self: Task, notice_id: int) -> str:
+    """Send a notice through Apprise; a refused or unreachable service is tried again later."""
+    delivery = notifications.send_notice(notice_id=notice_id)
+    if delivery == NoticeDelivery.FAILED and notifications.may_retry(notice_id=notice_id):
+        raise self.retry(countdown=retry_countdown(self.request.retries))
+    return delivery
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def notify_conditions() -> int:
+    """Shows waiting too long for a match are notified, and notices whose task was lost (the
+    broker was down) are sent again."""
+    notice_ids = notifications.check_unmatched() + notifications.lost_notices()
+    for notice_id in notice_ids:
+        send_notice.delay(notice_id)
+    return len(notice_ids)

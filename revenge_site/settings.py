@@ -76,7 +76,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = env.bool("SECURE_CONTENT_TYPE_NOSNIFF", default=Tr
 X_FRAME_OPTIONS = choice("X_FRAME_OPTIONS", ("DENY", "SAMEORIGIN"), "DENY")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, signing in through allauth's page and its limits (revenge_site.accounts).
+    "revenge_site.apps.RevengeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -91,13 +92,19 @@ INSTALLED_APPS = [
     "kitsu_sync",
     # allauth loads `<app>.provider` from installed apps: the Kitsu provider is its own app.
     "kitsu_sync.providers.kitsu",
+    # django-csp: its system checks (settings in the 4.x format) and template tags.
+    "csp",
 ]
 
 # Error reports (mailed to ADMINS, shown with DEBUG) hide secrets in every frame's variables.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "revenge_site.reporting.SecretsFilter"
 
 MIDDLEWARE = [
+    # First: every log line of a request carries its id (revenge_site.middleware).
+    "revenge_site.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "revenge_site.middleware.ContentSecurityPolicyMiddleware",
+    "revenge_site.middleware.PermissionsPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -120,6 +127,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "revenge_site.accounts.signup_state",
             ],
         },
     },
@@ -161,6 +169,31 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="none")
+
+# --- Accounts: who may sign up, and sign-in limits (docs/accounts.md) -------------------------
+# Closed unless set: accounts come from an admin, or from invitation links (revenge_invite).
+ACCOUNT_ALLOW_SIGNUP = env.bool("ACCOUNT_ALLOW_SIGNUP", default=False)
+ACCOUNT_ADAPTER = "revenge_site.accounts.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "revenge_site.accounts.SocialAccountAdapter"
+# allauth's limits (allauth/account/app_settings.py, RATE_LIMITS), written out: "N/period/per",
+# per client address (ip), per account (key) or per signed-in user. They are counted in the
+# cache, so they hold across gunicorn's workers only with the shared one (CACHE_BACKEND=redis).
+# A refused attempt says "Too many failed login attempts"; a successful sign-in takes back
+# its own attempt. "key" is the account (AccountAdapter), whether named by username or e-mail.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",  # sign-in form posts from one address
+    "login_failed": "10/m/ip,5/5m/key",  # wrong passwords: per address, and per account
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",  # reset e-mails: per client, per e-mail address
+    "reset_password_from_key": "20/m/ip",
+    "reauthenticate": "10/m/user",
+    "change_password": "5/m/user",
+}
+# Behind the reverse proxy every request comes from the proxy's address; with this many
+# proxies of our own in front, allauth reads the client's address from X-Forwarded-For.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if ALLAUTH_TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
 # --- Redis and Celery -------------------------------------------------------------------------
@@ -235,6 +268,17 @@ KITSU_RATE_LIMIT_KEY = env.str("KITSU_RATE_LIMIT_KEY", default="kitsu-api")
 if not KITSU_RATE_LIMIT_KEY.strip():
     raise ImproperlyConfigured("KITSU_RATE_LIMIT_KEY must not be empty.")
 KITSU_TIMEOUT = env.float("KITSU_TIMEOUT", default=30.0)
+# One attempt's whole answer (connect, headers, body) and the most bytes of one answer's body:
+# KITSU_TIMEOUT bounds each read only, so a slow drip or a huge body needs these.
+KITSU_HTTP_DEADLINE = env.float("KITSU_HTTP_DEADLINE", default=60.0)
+if KITSU_HTTP_DEADLINE <= 0:
+    raise ImproperlyConfigured("KITSU_HTTP_DEADLINE must be a positive number of seconds.")
+KITSU_MAX_RESPONSE_BYTES = env.int("KITSU_MAX_RESPONSE_BYTES", default=32 * 1024 * 1024)
+if KITSU_MAX_RESPONSE_BYTES < 1024 * 1024:
+    raise ImproperlyConfigured(
+        "KITSU_MAX_RESPONSE_BYTES must be at least 1048576 (1 MiB): "
+        "a full library page is about 4 MB."
+    )
 # Library pages a sync fetches ahead while it writes the current one (1: one at a time).
 KITSU_PAGES_IN_FLIGHT = env.int("KITSU_PAGES_IN_FLIGHT", default=2)
 if not 1 <= KITSU_PAGES_IN_FLIGHT <= 8:
@@ -286,14 +330,74 @@ SOCIALACCOUNT_PROVIDERS = kitsu_socialaccount_providers(
 SOCIALACCOUNT_STORE_TOKENS = False
 SOCIALACCOUNT_AUTO_SIGNUP = True
 
+# plain: one line of text; json: one JSON object per line (time, level, logger, message and
+# request_id, user_id, sync_run_id where known). Both mask secrets (revenge_site.logs).
+LOG_FORMAT = choice("LOG_FORMAT", ("plain", "json"), "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "revenge_site.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {"()": "revenge_site.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # urllib3 logs full URLs at DEBUG; keep it quiet so that query strings never reach logs.
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    # urllib3 logs every connection, Apprise every plugin it loads, at DEBUG: noise, even when
+    # LOG_LEVEL=DEBUG is asked for to see this project's own steps.
+    "loggers": {"urllib3": {"level": "WARNING"}, "apprise": {"level": "WARNING"}},
+}
+# Celery's worker logs through LOGGING too (its own handler would skip the format and masking).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Content-Security-Policy and Permissions-Policy ---------------------------------------
+# django-csp sends the policy (revenge_site.middleware adds the Kitsu API's origin to img-src,
+# since the sandbox serves its own posters, and the Kitsu OAuth origin to form-action, where
+# "Link Kitsu" redirects). Every script and style is a file of this site: no inline code.
+# CSP_IMG_SRC: where else poster images come from (Kitsu's media host by default).
+_csp_img_src = env.list("CSP_IMG_SRC", default=["https://media.kitsu.app"])
+for _source in _csp_img_src:
+    if not re.fullmatch(r"https?://[^\s;,'\"]+", _source):
+        raise ImproperlyConfigured(
+            f"CSP_IMG_SRC: {_source!r} is not an origin such as https://media.kitsu.app."
+        )
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", *_csp_img_src],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        # The same rule as X-Frame-Options, for browsers that read only this one.
+        "frame-ancestors": ["'none'" if X_FRAME_OPTIONS == "DENY" else "'self'"],
+    }
+}
+# Browser features the site never uses, denied to it and to anything it could embed.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "idle-detection",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
 }
 
 # --- Sync -------------------------------------------------------------------------------------
@@ -354,4 +458,73 @@ CELERY_BEAT_SCHEDULE = {
         "task": "kitsu_sync.tasks.prune_scrobble_records",
         "schedule": timedelta(hours=1),
     },
+}
+
+# --- Metrics (docs/operations.md) ---------------------------------------------------------------
+# GET /metrics in Prometheus' text format: off unless enabled, and then only for a bearer token
+# (METRICS_TOKEN), an allowed address (METRICS_ALLOWED_IPS: addresses or networks), or both.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=False)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+
+def ip_networks(name: str) -> list[str]:
+    """A list of addresses or networks (192.168.1.0/24), each checked now."""
+    import ipaddress
+
+    entries = env.list(name, default=[])
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {entry!r} is not an IP address or network (such as 10.0.0.0/8)."
+            ) from None
+    return entries
+
+
+METRICS_ALLOWED_IPS = ip_networks("METRICS_ALLOWED_IPS")
+if METRICS_ENABLED and not (METRICS_TOKEN or METRICS_ALLOWED_IPS):
+    raise ImproperlyConfigured(
+        "METRICS_ENABLED=true needs METRICS_TOKEN or METRICS_ALLOWED_IPS (or both): an open "
+        "/metrics would show anyone how many people use this server and when."
+    )
+if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN is too short: use at least 24 random characters "
+        '(python -c "import secrets; print(secrets.token_urlsafe(32))").'
+    )
+# The folder that gunicorn's and Celery's processes share for their counters (prometheus_client's
+# multiprocess mode; read from the environment by prometheus_client itself, before any import).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if not PROMETHEUS_MULTIPROC_DIR:
+    # prometheus_client switches to multiprocess mode when the variable merely exists, and an
+    # empty one would put its files in the current folder: empty means off.
+    env.ENVIRON.pop("PROMETHEUS_MULTIPROC_DIR", None)
+elif not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR} is not a folder: create it (one "
+        "folder shared by the web, worker and beat processes), or leave the variable empty."
+    )
+# Prometheus may scrape gunicorn directly over plain HTTP, as the health probe does.
+SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+
+# --- Notifications (docs/operations.md) ---------------------------------------------------------
+# Apprise URL for users who set none of their own (an admin channel, say); empty: none.
+APPRISE_DEFAULT_URL = env.str("APPRISE_DEFAULT_URL", default="")
+# Users' own Apprise URLs may name hosts on loopback, private or link-local networks (a Gotify
+# or ntfy at home) only when this is true: otherwise any user could make the server post to
+# services on its own network.
+APPRISE_ALLOW_LOCAL_TARGETS = env.bool("APPRISE_ALLOW_LOCAL_TARGETS", default=False)
+# Tell the user once their syncs have failed this many times in a row (a failed sync is retried
+# by Celery up to 5 times, so 6 is one sync request and all its retries).
+KITSU_NOTIFY_FAILED_SYNCS = env.int("KITSU_NOTIFY_FAILED_SYNCS", default=6)
+if KITSU_NOTIFY_FAILED_SYNCS < 1:
+    raise ImproperlyConfigured("KITSU_NOTIFY_FAILED_SYNCS must be 1 or more.")
+# Tell the user once a scrobbled show has waited this long for a match.
+KITSU_NOTIFY_UNMATCHED_AFTER = parse_interval(
+    env.str("KITSU_NOTIFY_UNMATCHED_AFTER", default="24h")
+)
+CELERY_BEAT_SCHEDULE["kitsu-notify-conditions"] = {
+    "task": "kitsu_sync.tasks.notify_conditions",
+    "schedule": timedelta(minutes=15),
 }

@@ -18,6 +18,8 @@ from kitsu_sync.models import (
     MappingDataset,
     MediaOverride,
     MediaServer,
+    Notice,
+    NotificationSettings,
     SyncOutcome,
     SyncRun,
     SyncStatus,
@@ -266,3 +268,28 @@ def test_overrides_and_the_datasets_state_are_in_the_admin(
     assert "40000" in datasets
     assert "HTTP 404" in datasets
     assert admin_client.get("/admin/kitsu_sync/mappingdataset/add/").status_code == 403
+
+
+def test_notices_and_notification_settings_are_shown_without_the_apprise_url(
+    admin_client: Any, make_user: Any
+) -> None:
+    user = make_user("notified")
+    settings_row = NotificationSettings.objects.create(
+        user=user, apprise_url="tgram://123456:bot-secret-token/42"
+    )
+    notice = Notice.objects.create(
+        user=user, kind="relink", message="Link again, please.", started_at=timezone.now()
+    )
+
+    pages = [
+        admin_client.get("/admin/kitsu_sync/notice/"),
+        admin_client.get(f"/admin/kitsu_sync/notice/{notice.pk}/change/"),
+        admin_client.get("/admin/kitsu_sync/notificationsettings/"),
+        admin_client.get(f"/admin/kitsu_sync/notificationsettings/{settings_row.pk}/change/"),
+    ]
+
+    assert [page.status_code for page in pages] == [200] * 4
+    assert "Link again, please." in pages[1].content.decode()
+    for page in pages:
+        assert "bot-secret-token" not in page.content.decode()
+    assert admin_client.get("/admin/kitsu_sync/notice/add/").status_code == 403

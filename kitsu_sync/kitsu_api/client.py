@@ -8,6 +8,7 @@ single requests and for every page of a listing alike.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections import deque
@@ -290,8 +291,11 @@ class KitsuClient:
         pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="kitsu-page")
 
         def fetch(url: str) -> Future[Document]:
-            # The token as it is now: a page refused with it is asked for again in turn.
-            return pool.submit(self.get_document, url, token=_token_value(token))
+            # The token as it is now: a page refused with it is asked for again in turn. The
+            # caller's context variables go along (its log lines' user and sync run ids).
+            return pool.submit(
+                contextvars.copy_context().run, self.get_document, url, token=_token_value(token)
+            )
 
         def arrived(url: str, future: Future[Document]) -> Document:
             sent_with = _token_value(token)  # refreshed only in this thread, so still the same

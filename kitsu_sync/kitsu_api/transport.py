@@ -2,12 +2,17 @@
 
 Everything else in `kitsu_api` calls `Transport.request`. Tokens travel only in the
 Authorization header; they never reach exception messages, reprs or log records.
+
+Each attempt has a deadline for the whole answer (connect, headers and body), and its body a
+size cap: the read timeout alone bounds each read, not an answer sent a few bytes at a time,
+and nothing bounded the size of one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +24,14 @@ from urllib.parse import urlsplit
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 
 from kitsu_sync.kitsu_api.errors import (
     KitsuConnectionError,
@@ -39,6 +51,14 @@ VERSION = "0.1.0"
 DEFAULT_USER_AGENT = f"revenge-kitsu-sync/{VERSION} (+self-hosted)"
 JSON_API = "application/vnd.api+json"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+# Seconds for one attempt's whole answer: connect, headers and body.
+DEFAULT_DEADLINE = 60.0
+# Bytes of one answer's body (decoded). The largest answer the client asks for, a 500-entry
+# library page with its anime and their mappings, is about 3.6 MB; 32 MiB leaves room for
+# Kitsu's records to grow and still bounds the memory a page in flight can take.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# Read the body this much at a time at most; each read returns what has arrived.
+_READ_BYTES = 65_536
 
 
 @dataclass(frozen=True)
@@ -98,6 +118,14 @@ def _retry_after_seconds(value: str | None, now: float) -> float | None:
     return max(when.timestamp() - now, 0.0)
 
 
+def _text(content: bytes, encoding: str | None) -> str:
+    """A body as text, in its declared encoding (UTF-8 when none or an unknown one)."""
+    try:
+        return content.decode(encoding or "utf-8", errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
+
+
 def _never_connected(exc: requests.exceptions.RequestException) -> bool:
     """True when no connection was made, so the request provably never left this machine."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -137,7 +165,14 @@ class Transport:
         user_agent: str = DEFAULT_USER_AGENT,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        on_retry: Callable[[str, str, BaseException | None], None] | None = None,
+        deadline: float = DEFAULT_DEADLINE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        if deadline <= 0:
+            raise ValueError("The deadline must be a positive number of seconds.")
+        if max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be a positive number of bytes.")
         self.api_url = api_url.rstrip("/")
         self.oauth_url = oauth_url.rstrip("/")
         self.session = session or requests.Session()
@@ -146,14 +181,33 @@ class Transport:
         self.rate_limit_wait = rate_limit_wait
         self.retry = retry
         self.user_agent = user_agent
+        self.deadline = deadline
+        self.max_response_bytes = max_response_bytes
         self._sleep = sleep
         self._clock = clock
+        # Told (method, url, error) before each retry: how the caller counts them (metrics).
+        self.on_retry = on_retry
         self._origins = {_origin(self.api_url), _origin(self.oauth_url)}
         self._requests_made = 0
         self._count_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Transport(api_url={self.api_url!r}, oauth_url={self.oauth_url!r})"
+
+    @property
+    def longest_request(self) -> float:
+        """Seconds one `request` can take at most (math.inf with an unbounded limiter wait).
+
+        Every attempt may wait the rate limiter's longest wait and then its whole deadline, and
+        between attempts comes the longest retry wait: attempts x (rate_limit_wait + deadline)
+        + (attempts - 1) x max(backoff_max, retry_after_max).
+        """
+        limiter_wait = 0.0 if self.rate_limiter is None else self.rate_limit_wait
+        if limiter_wait is None:
+            return math.inf
+        retry = self.retry
+        between = max(retry.backoff_max, retry.retry_after_max)
+        return retry.attempts * (limiter_wait + self.deadline) + (retry.attempts - 1) * between
 
     @property
     def requests_made(self) -> int:
@@ -241,6 +295,8 @@ class Transport:
         with self._count_lock:
             self._requests_made += 1
         started = time.monotonic()
+        # The deadline starts once the slot is ours: a queue at the limiter is not Kitsu's.
+        deadline_at = started + self.deadline
         try:
             response = self.session.request(
                 method,
@@ -248,9 +304,15 @@ class Transport:
                 headers=headers,
                 params=params,
                 data=data,
-                timeout=self.timeout,
+                timeout=self._timeouts(),
                 allow_redirects=False,
+                stream=True,
             )
+            try:
+                content = self._read_body(response, method, url, deadline_at)
+            except BaseException:
+                response.close()  # never leave the unread rest for the next request
+                raise
         except requests.exceptions.RequestException as exc:
             logger.debug(
                 "Kitsu %s %s failed after %.0f ms: %s",
@@ -260,6 +322,8 @@ class Transport:
                 type(exc).__name__,
             )
             raise self._connection_error(exc, url) from exc
+        # Read to the end: the connection may carry the next request.
+        response.raw.release_conn()
         logger.debug(
             "Kitsu %s %s -> %s in %.0f ms",
             method,
@@ -267,7 +331,69 @@ class Transport:
             response.status_code,
             (time.monotonic() - started) * 1000,
         )
-        return self._decode(method, response)
+        return self._decode(method, response, content)
+
+    def _timeouts(self) -> tuple[float, float]:
+        """(connect, read) timeouts, neither longer than the deadline."""
+        connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
+        return min(connect, self.deadline), min(read, self.deadline)
+
+    def _read_body(
+        self, response: requests.Response, method: str, url: str, deadline_at: float
+    ) -> bytes:
+        """The whole (decoded) body, read as it arrives; KitsuTimeout past the deadline and
+        KitsuResponseError past the size cap, whichever comes first."""
+        path = urlsplit(url).path
+        declared = response.headers.get("Content-Length", "").strip()
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise self._too_large(method, path, f"is {int(declared)} bytes, more than")
+        # Each read waits at most the time left: a body that trickles in cannot outlast it.
+        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+        read_timeout = self._timeouts()[1]
+        body = bytearray()
+        while True:
+            left = deadline_at - time.monotonic()
+            if left <= 0:
+                raise self._deadline_passed(url)
+            if sock is not None:
+                sock.settimeout(min(read_timeout, left))
+            chunk = self._read_chunk(response, method, url, deadline_at)
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > self.max_response_bytes:
+                raise self._too_large(method, path, "grew past")
+
+    def _read_chunk(
+        self, response: requests.Response, method: str, url: str, deadline_at: float
+    ) -> bytes:
+        """What has arrived of the body (b"" at its end); urllib3 errors as requests or ours."""
+        try:
+            return response.raw.read1(_READ_BYTES, decode_content=True)
+        except ReadTimeoutError as exc:
+            if time.monotonic() >= deadline_at:
+                raise self._deadline_passed(url) from exc
+            raise requests.exceptions.ReadTimeout(exc) from exc
+        except DecodeError as exc:
+            raise KitsuResponseError(
+                f"Kitsu's answer to {method} {urlsplit(url).path} could not be decoded "
+                f"({response.headers.get('Content-Encoding', 'no content encoding')}).",
+                status=response.status_code,
+            ) from exc
+        except HTTPError as exc:
+            raise requests.exceptions.ConnectionError(exc) from exc
+
+    def _too_large(self, method: str, path: str, how: str) -> KitsuResponseError:
+        return KitsuResponseError(
+            f"Kitsu's answer to {method} {path} {how} the {self.max_response_bytes}-byte limit "
+            "for one answer; the rest of it was not read."
+        )
+
+    def _deadline_passed(self, url: str) -> KitsuTimeout:
+        return KitsuTimeout(
+            f"Kitsu at {urlsplit(url).netloc} did not finish its answer within the "
+            f"{self.deadline:g} s deadline."
+        )
 
     def _connection_error(
         self, exc: requests.exceptions.RequestException, url: str
@@ -282,28 +408,30 @@ class Transport:
             f"The connection to Kitsu at {host} failed ({type(exc).__name__})."
         )
 
-    def _decode(self, method: str, response: requests.Response) -> TransportResponse:
+    def _decode(
+        self, method: str, response: requests.Response, content: bytes
+    ) -> TransportResponse:
         status = response.status_code
         body: Any = None
         if 200 <= status < 300:
             if status == 204:
                 return TransportResponse(status, response.headers, None)
             try:
-                body = json.loads(response.content)
+                body = json.loads(content)
             except ValueError as exc:
                 raise KitsuResponseError(
                     f"Kitsu answered HTTP {status} to {method} "
                     f"{urlsplit(response.url or '').path} with a body that is not JSON "
-                    f"({len(response.content)} bytes, "
+                    f"({len(content)} bytes, "
                     f"{response.headers.get('Content-Type', 'no content type')}).",
                     status=status,
                 ) from exc
             return TransportResponse(status, response.headers, body)
 
         try:
-            body = json.loads(response.content)
+            body = json.loads(content)
         except ValueError:
-            body = response.text  # Rack::Attack's "Retry later\n", a Cloudflare page...
+            body = _text(content, response.encoding)  # Rack::Attack's "Retry later\n", ...
         raise error_for_response(
             status,
             body,
@@ -325,3 +453,5 @@ class Transport:
             retry_state.attempt_number + 1,
             self.retry.attempts,
         )
+        if self.on_retry is not None:
+            self.on_retry(method, url, error)

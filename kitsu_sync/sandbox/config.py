@@ -14,7 +14,11 @@ from urllib.parse import urlsplit
 PUBLIC_CLIENT_ID = "dd031b32d2f56c990b1425efe6c42ad847e7fe3ab46bf1299f05ecd856bdb7dd"
 PUBLIC_CLIENT_SECRET = "54d7307928f63414defd96399fc31ba847961ceaecef3a5fd93144e960c0e151"
 
-FAULT_KINDS = ("status", "rate_limit", "drop", "slow", "truncate", "html")
+FAULT_KINDS = ("status", "rate_limit", "drop", "slow", "truncate", "html", "drip", "huge")
+# A drip fault's piece of the body, and a huge fault's body, when the rule gives no size: the
+# huge body is twice the client's default KITSU_MAX_RESPONSE_BYTES (32 MiB).
+DRIP_BYTES = 16
+HUGE_BYTES = 64 * 1024 * 1024
 
 # Where Kitsu's images live, and where the sandbox serves its own generated ones.
 KITSU_MEDIA_HOST = "https://media.kitsu.app"
@@ -49,6 +53,10 @@ class FaultRule:
 
     It matches requests whose path starts with `path` (and whose method is `method`, when set),
     lets the first `after` of them through, then fires on the next `count` (None: forever).
+
+    `drip` sends the real answer `size` bytes at a time with `seconds` between pieces; `huge`
+    streams a valid JSON body of `size` bytes, made as it is sent. Both declare their length
+    in Content-Length unless `chunked`, which sends the body chunked, length unknown.
     """
 
     kind: str
@@ -59,6 +67,9 @@ class FaultRule:
     # None: the kind's own status (429 rate_limit, 502 html, 503 status).
     status: int | None = None
     seconds: float = 2.0
+    # None: the kind's own size (DRIP_BYTES per piece, HUGE_BYTES in all).
+    size: int | None = None
+    chunked: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -75,6 +86,8 @@ class FaultRule:
             raise ValueError("status must be an HTTP status code")
         if self.seconds < 0:
             raise ValueError("seconds must be zero or more")
+        if self.size is not None and self.size < 1:
+            raise ValueError("size must be a positive number of bytes")
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> FaultRule:
@@ -87,6 +100,8 @@ class FaultRule:
             raise ValueError(f"unknown fault rule keys: {', '.join(unknown)}")
         if "kind" not in raw:
             raise ValueError("a fault rule needs a kind")
+        if not isinstance(raw.get("chunked", False), bool):
+            raise ValueError("chunked must be true or false")
         try:
             return cls(
                 kind=str(raw["kind"]),
@@ -96,6 +111,8 @@ class FaultRule:
                 method=None if raw.get("method") is None else str(raw["method"]).upper(),
                 status=None if raw.get("status") is None else int(raw["status"]),
                 seconds=float(raw.get("seconds", 2.0)),
+                size=None if raw.get("size") is None else int(raw["size"]),
+                chunked=raw.get("chunked", False),
             )
         except (TypeError, ValueError) as error:
             raise ValueError(f"invalid fault rule {dict(raw)!r}: {error}") from error
@@ -104,7 +121,14 @@ class FaultRule:
     def response_status(self) -> int:
         if self.status is not None:
             return self.status
-        return {"rate_limit": 429, "html": 502}.get(self.kind, 503)
+        return {"rate_limit": 429, "html": 502, "huge": 200}.get(self.kind, 503)
+
+    @property
+    def body_size(self) -> int:
+        """Bytes per piece of a drip, or the whole body of a huge answer."""
+        if self.size is not None:
+            return self.size
+        return HUGE_BYTES if self.kind == "huge" else DRIP_BYTES
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.response_status}

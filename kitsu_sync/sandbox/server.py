@@ -1,7 +1,7 @@
 """The sandbox WSGI app and its threaded Werkzeug server.
 
 Every request outside /__sandbox/ is counted; fault rules and the configured latency apply
-to it before it reaches the Kitsu routes.
+to it before it reaches the Kitsu routes (or, for truncate and drip, to its answer).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from html import escape
 from typing import Any
 
@@ -38,6 +38,8 @@ Cloudflare</p>
 </body>
 </html>
 """
+# What a huge fault's padding is cut from.
+HUGE_BLOCK = b"x" * 65_536
 STATUS_TITLES = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
@@ -97,21 +99,33 @@ class SandboxApp:
         if fault is not None and fault.kind == "drop":
             self.store.log.record(method, route, path, query, 0)
             return self.drop(environ, start_response)
-        if fault is not None and fault.kind in ("status", "rate_limit", "html"):
-            response = self.fault_response(fault)
-        else:
-            if fault is not None and fault.kind == "slow":
-                self.stopping.wait(fault.seconds)
-            if self.store.latency_ms:
-                self.stopping.wait(self.store.latency_ms / 1000)
-            response = self.dispatch(request, rule, values)
-            if fault is not None and fault.kind == "truncate":
-                body = response.get_data()
-                response.set_data(body[: len(body) // 2])
+        response = self.answer(request, rule, values, fault)
         # Kitsu's CORS is open (Rack::Cors, origins '*').
         response.headers["Access-Control-Allow-Origin"] = "*"
         self.store.log.record(method, route, path, query, response.status_code)
         return response(environ, start_response)
+
+    def answer(
+        self,
+        request: Request,
+        rule: Rule | None,
+        values: dict[str, Any],
+        fault: FaultRule | None,
+    ) -> Response:
+        """The Kitsu route's answer, or the fault's instead of it or made of it."""
+        if fault is not None and fault.kind in ("status", "rate_limit", "html", "huge"):
+            return self.fault_response(fault)
+        if fault is not None and fault.kind == "slow":
+            self.stopping.wait(fault.seconds)
+        if self.store.latency_ms:
+            self.stopping.wait(self.store.latency_ms / 1000)
+        response = self.dispatch(request, rule, values)
+        if fault is not None and fault.kind == "truncate":
+            body = response.get_data()
+            response.set_data(body[: len(body) // 2])
+        if fault is not None and fault.kind == "drip":
+            response = self.drip(response, fault)
+        return response
 
     def match(self, environ: dict[str, Any]) -> tuple[Rule | None, dict[str, Any]]:
         adapter = self.url_map.bind_to_environ(environ)
@@ -129,9 +143,54 @@ class SandboxApp:
             return self.oauth.answer(request, rule.endpoint, values)
         return self.edge.answer(request, rule.endpoint, values)
 
+    def drip(self, response: Response, fault: FaultRule) -> Response:
+        """The same answer, `fault.body_size` bytes at a time with `fault.seconds` between
+        pieces: each read is quick, the whole answer slow (a stalled proxy, a slow-loris)."""
+        body = response.get_data()
+        piece = fault.body_size
+
+        def pieces() -> Iterator[bytes]:
+            for start in range(0, len(body), piece):
+                # A stopping server ends the answer early rather than keep its thread.
+                if start and self.stopping.wait(fault.seconds):
+                    return
+                yield body[start : start + piece]
+
+        dripped = Response(pieces(), status=response.status_code, headers=response.headers)
+        if fault.chunked:
+            del dripped.headers["Content-Length"]
+        else:
+            dripped.headers["Content-Length"] = str(len(body))
+        return dripped
+
     @staticmethod
-    def fault_response(fault: FaultRule) -> Response:
+    def huge_response(fault: FaultRule) -> Response:
+        """A valid JSON:API document of `fault.body_size` bytes, made while it is sent, so that
+        a body of gigabytes costs the sandbox one 64 KiB block."""
+        head, tail = b'{"data":[],"meta":{"padding":"', b'"}}'
+        padding = max(fault.body_size - len(head) - len(tail), 0)
+
+        def body() -> Iterator[bytes]:
+            yield head
+            left = padding
+            while left:
+                step = min(left, len(HUGE_BLOCK))
+                yield HUGE_BLOCK[:step]
+                left -= step
+            yield tail
+
+        response = Response(
+            body(), status=fault.response_status, content_type=api.JSONAPI_MEDIA_TYPE
+        )
+        if not fault.chunked:
+            response.headers["Content-Length"] = str(len(head) + padding + len(tail))
+        return response
+
+    @classmethod
+    def fault_response(cls, fault: FaultRule) -> Response:
         status = fault.response_status
+        if fault.kind == "huge":
+            return cls.huge_response(fault)
         if fault.kind == "rate_limit":
             return Response("Retry later\n", status=status, content_type="text/plain")
         if fault.kind == "html":

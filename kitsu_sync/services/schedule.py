@@ -105,12 +105,7 @@ def dispatch_due_syncs(*, now: datetime | None = None, limit: int | None = None)
     limit = settings.KITSU_SYNC_DISPATCH_LIMIT if limit is None else limit
     state = "user__kitsu_sync_state__"
     due = (
-        KitsuToken.objects.filter(needs_relink=False)
-        .filter(
-            Q(**{f"{state}isnull": True})
-            | Q(**{f"{state}next_sync_at__isnull": True})
-            | Q(**{f"{state}next_sync_at__lte": now})
-        )
+        KitsuToken.objects.due_for_sync(now)
         .exclude(**{f"{state}sync_claimed_until__gt": now})
         .exclude(
             **{

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from kitsu_sync import logcontext
 from kitsu_sync.db import Claim, ClaimLost
 from kitsu_sync.kitsu_api import Document, KitsuError
 from kitsu_sync.kitsu_client import get_kitsu_client
@@ -51,6 +52,7 @@ from kitsu_sync.plan import (
 from kitsu_sync.records import ConflictRecord, ErrorRecord, error_record
 from kitsu_sync.services import library, push, schedule, tokens
 from kitsu_sync.services.kitsu_errors import describe_sync_error
+from kitsu_sync.signals import sync_finished
 
 logger = logging.getLogger(__name__)
 
@@ -383,6 +385,7 @@ def _start_run(*, user_id: int, trigger: str, full: bool, dry_run: bool) -> tupl
         full=full,
         dry_run=dry_run,
     )
+    logcontext.bind(user_id=user_id, sync_run_id=run.pk)
     return run, full
 
 
@@ -475,6 +478,7 @@ def _state_row(user_id: int) -> Any:
     return KitsuSyncState.objects.filter(user_id=user_id)
 
 
+@logcontext.scoped
 def run_sync(
     *,
     user_id: int,
@@ -535,9 +539,12 @@ def run_sync(
         fields["last_full_sync_at"] = run.finished_at
     if not claim.release(**fields):
         logger.warning("Kitsu sync of user %s finished without its claim", user_id)
+    # Robust: what listens (notices) never undoes a recorded sync.
+    sync_finished.send_robust(sender=SyncRun, user_id=user_id, run_id=run.pk, outcome=run.outcome)
     return run
 
 
+@logcontext.scoped
 def preview_sync(
     *, user_id: int, trigger: str, full: bool = False, progress: ProgressCallback | None = None
 ) -> SyncRun:

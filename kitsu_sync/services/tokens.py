@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from kitsu_sync import metrics
 from kitsu_sync.db import Claim
 from kitsu_sync.encryption import TokenDecryptionError
 from kitsu_sync.kitsu_api import (
@@ -44,7 +45,10 @@ from kitsu_sync.models import (
     KitsuSyncState,
     KitsuToken,
     LibraryEntry,
+    NoticeKind,
 )
+from kitsu_sync.services import notifications
+from kitsu_sync.signals import link_needs_relink
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,9 @@ REFRESH_MARGIN = timedelta(days=3)
 # Doorkeeper's access_token_expires_in on kitsu.app, for a token response without expires_in.
 DEFAULT_TOKEN_LIFETIME = timedelta(days=30)
 POLL_INTERVAL = 0.05
+# A waiting worker polls the claim ever less often, up to this: a refresh may take minutes.
+POLL_INTERVAL_MAX = 1.0
+CLAIM_MARGIN = timedelta(seconds=30)
 
 RELINK_REFRESH_REJECTED = (
     "Kitsu no longer accepts this link (it rejected the refresh token: the password may have "
@@ -93,8 +100,13 @@ class RefreshInProgress(KitsuLinkError):
 
 
 def claim_duration() -> timedelta:
-    """How long one refresh may take: a few connect retries, then one POST with the timeout."""
-    return timedelta(seconds=max(60.0, settings.KITSU_TIMEOUT * 4 + 10))
+    """How long a refresh claim lasts: longer than one refresh can take, so that it never
+    lapses while its holder may still spend the refresh token (single use) at Kitsu."""
+    # claim = the transport's longest request + CLAIM_MARGIN, where the longest request is
+    # attempts x (rate limiter's longest wait + KITSU_HTTP_DEADLINE) + (attempts - 1) x the
+    # longest wait between attempts (Transport.longest_request): every attempt queues at the
+    # limiter again. The margin covers the database writes around it and hosts' clock skew.
+    return timedelta(seconds=get_transport().longest_request) + CLAIM_MARGIN
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,7 @@ def _refresh(
 ) -> str:
     hold = claim_duration()
     deadline = monotonic() + hold.total_seconds() + 10
+    interval = POLL_INTERVAL
     while True:
         link = _load_link(user_id)
         if link.access_token != seen_token:
@@ -191,7 +204,8 @@ def _refresh(
                 "Another worker has been refreshing this Kitsu token for too long; "
                 "try again in a minute."
             )
-        sleep(POLL_INTERVAL)
+        sleep(interval)
+        interval = min(interval * 2, POLL_INTERVAL_MAX)
 
     # Read again under our claim: a refresh may have finished between the read and the claim.
     try:
@@ -207,6 +221,7 @@ def _refresh(
 
 @sensitive_variables("token", "refresh_token")
 def _refresh_claimed(link: KitsuToken, claim: Claim, *, forced: bool) -> str:
+    claimed_at = claim.until - claim.ttl if claim.until is not None else timezone.now()
     if not link.refresh_token:
         if not forced and link.token_expires_at > timezone.now():
             claim.release()
@@ -221,15 +236,16 @@ def _refresh_claimed(link: KitsuToken, claim: Claim, *, forced: bool) -> str:
             client_secret=settings.KITSU_CLIENT_SECRET,
         )
     except KitsuInvalidGrant:
-        current = KitsuToken.objects.filter(pk=link.pk).first()
-        if current is not None and current.refresh_token != link.refresh_token:
+        successor = _refresh_rejected(link)
+        if successor is not None:
             # Our claim ran out and another worker refreshed with the same token first.
-            return current.access_token
-        mark_needs_relink(user_id=link.user_id, reason=RELINK_REFRESH_REJECTED)
+            return successor
+        metrics.TOKEN_REFRESHES.labels("rejected").inc()
         logger.warning("Kitsu rejected the refresh token of user %s: needs re-link", link.user_id)
         raise NeedsRelink(RELINK_REFRESH_REJECTED) from None
     except KitsuError as exc:
         claim.release()
+        metrics.TOKEN_REFRESHES.labels("failed").inc()
         if not forced and link.token_expires_at > timezone.now():
             logger.warning(
                 "Early refresh of the Kitsu token of user %s failed (%s); the current token "
@@ -240,17 +256,66 @@ def _refresh_claimed(link: KitsuToken, claim: Claim, *, forced: bool) -> str:
             )
             return link.access_token
         raise
-    # Saved whether or not our claim is still current: Kitsu has revoked the old pair, so the
-    # tokens in hand are the only ones that work.
-    KitsuToken.objects.filter(pk=link.pk).update(
-        access_token=token.access_token,
-        refresh_token=token.refresh_token or link.refresh_token,
-        token_expires_at=_expires_at(token),
-        refresh_claimed_until=None,
-        updated_at=timezone.now(),
-    )
+    _store_refreshed(link, token, claimed_at)
+    metrics.TOKEN_REFRESHES.labels("refreshed").inc()
     logger.info("Refreshed the Kitsu token of user %s", link.user_id)
     return token.access_token
+
+
+def _refresh_rejected(link: KitsuToken) -> str | None:
+    """Kitsu refused the refresh token `link` holds: the access token of the pair another
+    worker already got for it, or None after marking the link for re-link. One locked read and
+    write, so that a refresh saving its pair meanwhile is seen rather than flagged over."""
+    with transaction.atomic():
+        current = KitsuToken.objects.select_for_update().filter(pk=link.pk).first()
+        if current is not None and current.refresh_token != link.refresh_token:
+            return current.access_token
+        mark_needs_relink(user_id=link.user_id, reason=RELINK_REFRESH_REJECTED)
+    return None
+
+
+@sensitive_variables("token", "fields")
+def _store_refreshed(link: KitsuToken, token: TokenResponse, claimed_at: datetime) -> None:
+    """Save the new pair, whether or not our claim is still current: Kitsu has revoked the old
+    one, so the tokens in hand are the only ones that work. A re-link flag raised by a refresh
+    that lost a race with this one is cleared with it: this refresh proves the link works."""
+    fields: dict[str, Any] = {
+        "access_token": token.access_token,
+        "refresh_token": token.refresh_token or link.refresh_token,
+        "token_expires_at": _expires_at(token),
+        "refresh_claimed_until": None,
+        "updated_at": timezone.now(),
+    }
+    with transaction.atomic():
+        if _flagged_by_a_lost_race(link, claimed_at):
+            fields.update(needs_relink=False, relink_reason="")
+            logger.warning(
+                "A refresh of the Kitsu token of user %s that raced with this one marked the "
+                "link for re-link; this refresh worked, so the link stays in use",
+                link.user_id,
+            )
+        KitsuToken.objects.filter(pk=link.pk).update(**fields)
+        if not fields.get("needs_relink", True):
+            # The re-link notice the lost race opened is over too (a later, real one is told).
+            notifications.close_notices(user_id=link.user_id, kind=NoticeKind.RELINK)
+
+
+def _flagged_by_a_lost_race(link: KitsuToken, claimed_at: datetime) -> bool:
+    """Whether the link's re-link flag can only come from a refresh that raced with ours and
+    lost: raised after our claim began (a flag raised before it stops a refresh from starting),
+    because Kitsu refused a refresh token, while the link still held the one this refresh spent.
+    Kitsu refuses a refresh token once it is used, and ours used that one successfully."""
+    try:
+        current = KitsuToken.objects.select_for_update().filter(pk=link.pk).first()
+    except TokenDecryptionError:
+        return False  # the key changed: that flag is not one a refresh raised
+    return (
+        current is not None
+        and current.needs_relink
+        and current.relink_reason == RELINK_REFRESH_REJECTED
+        and current.refresh_token == link.refresh_token
+        and current.updated_at >= claimed_at
+    )
 
 
 def mark_needs_relink(*, user_id: int, reason: str) -> None:
@@ -261,6 +326,8 @@ def mark_needs_relink(*, user_id: int, reason: str) -> None:
         refresh_claimed_until=None,
         updated_at=timezone.now(),
     )
+    # Robust: a failing listener (notices) must not hide the re-link from the caller.
+    link_needs_relink.send_robust(sender=KitsuToken, user_id=user_id, reason=reason)
 
 
 def _expires_at(token: TokenResponse) -> datetime:

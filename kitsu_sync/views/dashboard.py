@@ -1,15 +1,19 @@
-"""The dashboard: the Kitsu link and its syncs, and scrobbling (keys, media servers, shows
-not matched yet)."""
+"""The dashboard: notices, the Kitsu link and its syncs, scrobbling (keys, media servers, shows
+not matched yet), and where notices are sent (a POST to the dashboard saves that)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
 
-from kitsu_sync.forms import ApiKeyForm, MatchForm, MediaServerForm
+from kitsu_sync.forms import ApiKeyForm, MatchForm, MediaServerForm, NotificationForm
 from kitsu_sync.kitsu_api import KitsuError
 from kitsu_sync.merge import SyncDirection
 from kitsu_sync.models import (
@@ -18,21 +22,37 @@ from kitsu_sync.models import (
     LibraryEntry,
     MediaOverride,
     MediaServer,
+    NoticeKind,
     SyncRun,
     SyncStatus,
     UnmatchedItem,
     UnmatchedStatus,
 )
-from kitsu_sync.services import api_keys, metadata
+from kitsu_sync.services import api_keys, metadata, notifications
 from kitsu_sync.views.common import link_of
 
 RECENT_RUNS = 5
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def dashboard(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _save_notification_settings(request)
     return render_dashboard(request)
+
+
+def _save_notification_settings(request: HttpRequest) -> HttpResponse:
+    form = NotificationForm(request.POST)
+    if not form.is_valid():
+        return render_dashboard(request, notification_form=form, status=400)
+    url = form.cleaned_data["apprise_url"]
+    notifications.save_apprise_url(user_id=request.user.pk, url=url)
+    messages.success(
+        request,
+        "Notices will be sent to your Apprise URL." if url else "Notices stay on the dashboard.",
+    )
+    return redirect(reverse("kitsu_sync:dashboard") + "#notifications")
 
 
 def render_dashboard(
@@ -41,6 +61,7 @@ def render_dashboard(
     new_key: str = "",
     key_form: ApiKeyForm | None = None,
     server_form: MediaServerForm | None = None,
+    notification_form: NotificationForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     state = KitsuSyncState.objects.filter(user=request.user).first()
@@ -57,6 +78,7 @@ def render_dashboard(
         "entry_count": LibraryEntry.objects.filter(user=request.user).count(),
         "auth_flow": settings.KITSU_AUTH_FLOW,
         **_scrobbling_context(request, new_key, key_form, server_form),
+        **_notices_context(request, notification_form),
     }
     return render(request, "kitsu_sync/dashboard.html", context, status=status)
 
@@ -90,6 +112,24 @@ def _scrobbling_context(
         "import_only": settings.KITSU_SYNC_DIRECTION == SyncDirection.IMPORT_ONLY,
         "match_form": MatchForm(),
         **finding,
+    }
+
+
+def _notices_context(
+    request: HttpRequest, notification_form: NotificationForm | None
+) -> dict[str, object]:
+    """The notices block (the re-link one is the banner above the link) and where they go."""
+    own = notifications.user_apprise_url(user_id=request.user.pk)
+    return {
+        "notices": [
+            notice
+            for notice in notifications.open_notices(user_id=request.user.pk)
+            if notice.kind != NoticeKind.RELINK
+        ],
+        # Only the scheme: the rest of the URL holds the channel's secrets.
+        "apprise_scheme": urlsplit(own).scheme if own else "",
+        "operator_channel": bool(settings.APPRISE_DEFAULT_URL),
+        "notification_form": notification_form or NotificationForm(),
     }
 
 

@@ -46,10 +46,47 @@ def browser(django_db_setup: None) -> Iterator[Browser]:
     environment.undo()
 
 
+# Every page of the context reports a Content-Security-Policy violation to Python at once
+# (the listener is in place before any script of the page runs).
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportCspViolation(
+    `${event.effectiveDirective} refused ${event.blockedURI}` +
+      ` on ${event.documentURI} (${event.sourceFile || "?"}:${event.lineNumber})`
+  );
+});
+"""
+
+
+def fail_on_csp_violations(violations: list[str]) -> None:
+    """Fail the test that saw a violation: a page the policy breaks is a broken page."""
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(violations))
+
+
 @pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+def csp_violations() -> list[str]:
+    """What the policy refused on `page`'s pages: the listener's reports and Chromium's console
+    messages about the policy (which also cover a page left before its listener could report)."""
+    return []
+
+
+@pytest.fixture
+def page(
+    browser: Browser, request: pytest.FixtureRequest, csp_violations: list[str]
+) -> Iterator[Page]:
     context = browser.new_context()
     context.set_default_timeout(15_000)
+    context.expose_function("reportCspViolation", lambda text: csp_violations.append(text))
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
+    context.on(
+        "console",
+        lambda message: (
+            csp_violations.append(f"console: {message.text}")
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
     page = context.new_page()
     yield page
     report = getattr(request.node, "rep_call", None)
@@ -58,6 +95,7 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
         name = re.sub(r"[^\w.-]+", "_", request.node.nodeid)
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     context.close()
+    fail_on_csp_violations(csp_violations)
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
@@ -603,3 +605,156 @@ def test_tokens_never_reach_errors_reprs_or_logs(
     # Query strings never reach the log: only method, path, status and duration.
     assert all("filter" not in record.getMessage() for record in caplog.records)
     assert any("GET /api/edge/anime/1 -> 401" in record.getMessage() for record in caplog.records)
+
+
+# --- limits of one answer: a deadline for all of it, a cap on its size ------------------------
+
+# Short limits keep these fast: each dripped piece comes well within the read timeout.
+READ_TIMEOUT = 1.0
+DEADLINE = 0.5
+CAP = 64 * 1024
+
+
+@pytest.fixture
+def limited(sandbox: Any, make_transport: Callable[..., Transport]) -> Transport:
+    """A transport aimed at the sandbox over real HTTP, with small limits and one attempt."""
+    return make_transport(
+        api_url=sandbox.api_url,
+        oauth_url=sandbox.oauth_url,
+        timeout=(READ_TIMEOUT, READ_TIMEOUT),
+        deadline=DEADLINE,
+        max_response_bytes=CAP,
+        retry=RetryPolicy(attempts=1),
+    )
+
+
+def test_an_answer_dripped_past_the_deadline_is_abandoned_at_the_deadline(
+    sandbox: Any, limited: Transport
+) -> None:
+    # 64 bytes every 50 ms: each read is quick, the whole ~5 KB answer would take ~4 s.
+    sandbox.set_faults([{"kind": "drip", "size": 64, "seconds": 0.05, "path": "/api/edge/anime"}])
+    started = time.monotonic()
+
+    with pytest.raises(KitsuTimeout) as caught:
+        limited.request("GET", "anime/1")
+
+    elapsed = time.monotonic() - started
+    assert DEADLINE <= elapsed < READ_TIMEOUT, "stopped at the deadline, not at a read timeout"
+    assert "deadline" in caught.value.message
+    assert caught.value.retryable is True
+
+
+def test_a_dripped_answer_that_ends_within_the_deadline_is_read_whole(
+    sandbox: Any, make_transport: Callable[..., Transport]
+) -> None:
+    transport = make_transport(api_url=sandbox.api_url, oauth_url=sandbox.oauth_url, deadline=5)
+    whole = transport.request("GET", "anime/1").body
+    sandbox.set_faults([{"kind": "drip", "size": 1024, "seconds": 0.01, "chunked": True}])
+
+    assert transport.request("GET", "anime/1").body == whole
+
+
+def test_a_dripped_post_past_the_deadline_is_not_sent_again(
+    sandbox: Any, make_transport: Callable[..., Transport]
+) -> None:
+    transport = make_transport(
+        api_url=sandbox.api_url, oauth_url=sandbox.oauth_url, deadline=DEADLINE
+    )
+    sandbox.set_faults([{"kind": "drip", "size": 8, "seconds": 0.05, "count": None}])
+
+    with pytest.raises(KitsuTimeout):
+        transport.request("POST", "token", form={"grant_type": "password"}, base="oauth")
+
+    assert transport.requests_made == 1
+
+
+def test_a_body_growing_past_the_size_cap_is_refused_while_it_streams(
+    sandbox: Any, limited: Transport
+) -> None:
+    # Valid JSON of 5 MB with no Content-Length: only counting what arrives can stop it.
+    sandbox.set_faults([{"kind": "huge", "size": 5_000_000, "chunked": True}])
+
+    with pytest.raises(KitsuResponseError) as caught:
+        limited.request("GET", "anime/1")
+
+    assert "grew past the" in caught.value.message
+    assert f"{CAP}-byte limit" in caught.value.message
+    assert "/api/edge/anime/1" in caught.value.message
+
+
+def test_a_declared_length_past_the_size_cap_is_refused_before_the_body_is_read(
+    sandbox: Any, limited: Transport
+) -> None:
+    sandbox.set_faults([{"kind": "huge", "size": 8_000_000}])
+
+    with pytest.raises(KitsuResponseError) as caught:
+        limited.request("GET", "anime/1")
+
+    assert "is 8000000 bytes, more than the" in caught.value.message
+    assert f"{CAP}-byte limit" in caught.value.message
+
+
+def test_an_answer_within_both_limits_is_unaffected_by_them(
+    sandbox: Any, make_transport: Callable[..., Transport]
+) -> None:
+    transport = make_transport(
+        api_url=sandbox.api_url, oauth_url=sandbox.oauth_url, max_response_bytes=CAP
+    )
+    sandbox.set_faults([{"kind": "huge", "size": CAP, "chunked": True}])
+
+    response = transport.request("GET", "anime/1")
+
+    assert response.body["data"] == []
+    assert len(response.body["meta"]["padding"]) == CAP - len('{"data":[],"meta":{"padding":""}}')
+
+
+def test_a_compressed_body_is_capped_at_its_decoded_size(
+    mocked: responses.RequestsMock, make_transport: Callable[..., Transport]
+) -> None:
+    # 4 MB of JSON that gzip makes a few kilobytes: the cap counts what lands in memory.
+    document = json.dumps({"data": [], "meta": {"padding": "x" * 4_000_000}}).encode()
+    mocked.add(
+        "GET",
+        ANIME_URL,
+        body=gzip.compress(document),
+        headers={**JSONAPI_HEADERS, "Content-Encoding": "gzip"},
+    )
+    transport = make_transport(max_response_bytes=CAP, retry=RetryPolicy(attempts=1))
+
+    with pytest.raises(KitsuResponseError) as caught:
+        transport.request("GET", "anime/1")
+
+    assert "grew past the" in caught.value.message
+
+
+def test_no_timeout_outlasts_the_deadline(
+    mocked: responses.RequestsMock, make_transport: Callable[..., Transport]
+) -> None:
+    add_json(mocked, "GET", ANIME_URL, payloads.cowboy_bebop_document())
+
+    make_transport(timeout=(5.0, 30.0), deadline=2.0).request("GET", "anime/1")
+
+    assert mocked.calls[0].request.req_kwargs["timeout"] == (2.0, 2.0)
+
+
+def test_the_longest_request_counts_the_limiter_wait_and_deadline_of_every_attempt() -> None:
+    policy = RetryPolicy(attempts=4, backoff_max=30.0, retry_after_max=60.0)
+    limited = Transport(
+        api_url=API_URL,
+        oauth_url=OAUTH_URL,
+        rate_limiter=RateLimiter(10, key="longest"),
+        rate_limit_wait=120.0,
+        deadline=60.0,
+        retry=policy,
+    )
+    unlimited = Transport(api_url=API_URL, oauth_url=OAUTH_URL, deadline=60.0, retry=policy)
+
+    assert limited.longest_request == 4 * (120 + 60) + 3 * 60
+    assert unlimited.longest_request == 4 * 60 + 3 * 60
+
+
+def test_the_transport_refuses_limits_that_are_not_positive() -> None:
+    with pytest.raises(ValueError, match="deadline"):
+        Transport(api_url=API_URL, oauth_url=OAUTH_URL, deadline=0)
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        Transport(api_url=API_URL, oauth_url=OAUTH_URL, max_response_bytes=0)

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from kitsu_sync.encryption import decrypt_token
-from kitsu_sync.models import KitsuToken, MediaServer
+from kitsu_sync.models import KitsuToken, MediaServer, NotificationSettings
 
 pytestmark = pytest.mark.django_db
 
@@ -68,3 +68,18 @@ def test_rotating_the_key_re_encrypts_media_server_api_keys_too(settings):
     assert "Re-encrypted the API keys of 1 media server(s)." in out.getvalue()
     settings.KITSU_TOKEN_KEY = new_key
     assert MediaServer.objects.get().api_key == "p-token"
+
+
+def test_rotating_the_key_re_encrypts_users_apprise_urls_too(settings, make_user):
+    url = "tgram://123456:secret-bot-token/987654"
+    NotificationSettings.objects.create(user=make_user(), apprise_url=url)
+    old_key = settings.KITSU_TOKEN_KEY
+    settings.KITSU_TOKEN_KEY = f"{Fernet.generate_key().decode()},{old_key}"
+    new_key = settings.KITSU_TOKEN_KEY.split(",")[0]
+
+    out = io.StringIO()
+    call_command("kitsu_rotate_token_key", stdout=out)
+
+    assert "Re-encrypted the Apprise URLs of 1 user(s)." in out.getvalue()
+    settings.KITSU_TOKEN_KEY = new_key  # the old key is gone now
+    assert NotificationSettings.objects.get().apprise_url == url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from urllib.parse import unquote
 
 import pytest
@@ -185,3 +186,98 @@ def test_seeded_users_are_listed_for_tests_and_demos(sandbox):
         "login": "demo@example.test",
     }
     assert len(users) == sandbox.config.users
+
+
+def read_pieces(response: requests.Response) -> list[bytes]:
+    """The body as the reads that returned it (each read returns what has arrived)."""
+    pieces = []
+    while piece := response.raw.read1(65_536):
+        pieces.append(piece)
+    return pieces
+
+
+def test_a_drip_fault_sends_the_same_answer_a_few_bytes_at_a_time(sandbox):
+    whole = anime(sandbox).content
+    sandbox.set_faults([{"kind": "drip", "size": 1024, "seconds": 0.05}])
+    started = time.monotonic()
+
+    response = anime(sandbox, stream=True)
+    pieces = read_pieces(response)
+
+    assert b"".join(pieces) == whole
+    assert response.headers["Content-Length"] == str(len(whole))
+    # Pieces that came while the reader was busy may share a read; the pauses are all there.
+    assert len(pieces) > 1
+    assert time.monotonic() - started >= (-(-len(whole) // 1024) - 1) * 0.05
+
+
+def test_a_chunked_drip_fault_declares_no_length(sandbox):
+    whole = anime(sandbox).content
+    sandbox.set_faults([{"kind": "drip", "size": 2048, "seconds": 0.01, "chunked": True}])
+
+    response = anime(sandbox)
+
+    assert response.content == whole
+    assert "Content-Length" not in response.headers
+    assert response.headers["Transfer-Encoding"] == "chunked"
+
+
+def test_a_huge_fault_is_a_valid_json_body_of_the_size_asked(sandbox):
+    sandbox.set_faults([{"kind": "huge", "size": 3_000_000}])
+
+    response = anime(sandbox)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == "3000000"
+    assert response.headers["Content-Type"] == "application/vnd.api+json"
+    assert len(response.content) == 3_000_000
+    assert response.json()["data"] == []
+
+
+def test_a_chunked_huge_fault_declares_no_length(sandbox):
+    sandbox.set_faults([{"kind": "huge", "size": 200_000, "chunked": True}])
+
+    response = anime(sandbox)
+
+    assert "Content-Length" not in response.headers
+    assert len(response.content) == 200_000
+
+
+def test_a_huge_fault_is_made_while_it_is_sent_not_in_memory(sandbox):
+    # A gigabyte: its first megabyte is sent before the rest exists (the sandbox serves from
+    # this process, so its allocations are traced too).
+    sandbox.set_faults([{"kind": "huge", "size": 2**30}])
+    tracemalloc.start()
+    try:
+        with anime(sandbox, stream=True) as response:
+            assert response.headers["Content-Length"] == str(2**30)
+            first = response.raw.read(1_000_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert first.startswith(b'{"data":[],"meta":{"padding":"xxx')
+    assert len(first) == 1_000_000
+    assert peak < 20 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("rule", "error"),
+    [
+        ({"kind": "huge", "size": 0}, "size must be a positive number of bytes"),
+        ({"kind": "drip", "chunked": "yes"}, "chunked must be true or false"),
+    ],
+)
+def test_drip_and_huge_rules_with_a_bad_size_or_chunked_are_refused(sandbox, rule, error):
+    response = requests.post(f"{sandbox.base_url}/__sandbox/faults", json=[rule], timeout=10)
+    assert response.status_code == 400
+    assert error in response.json()["error"]
+
+
+def test_drip_and_huge_rules_describe_their_size(sandbox):
+    described = sandbox.set_faults([{"kind": "drip"}, {"kind": "huge", "chunked": True}])
+    assert [(rule["kind"], rule["size"], rule["chunked"]) for rule in described] == [
+        ("drip", None, False),
+        ("huge", None, True),
+    ]
+    assert described[1]["status"] == 200

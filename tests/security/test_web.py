@@ -95,6 +95,7 @@ def concrete_path(route: str, *, run: SyncRun, user: Any) -> str:
                 return "/" + head + example
         raise AssertionError(f"no example for {route}")
     path = route.replace("<int:pk>", str(run.pk)).replace("<id>", str(user.pk))
+    path = path.replace("<str:token>", "not-an-invitation")
     for marker in ("<kitsu_anime_id>", "<int:kitsu_anime_id>"):
         path = path.replace(marker, str(_kitsu_anime_id(user)))
     path = path.replace("<path:content_type_id>", str(ContentType.objects.get_for_model(run).pk))

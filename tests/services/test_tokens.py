@@ -15,6 +15,7 @@ import pytest
 from allauth.socialaccount.models import SocialAccount, SocialToken
 from cryptography.fernet import Fernet
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
 from kitsu_sync.kitsu_api import (
@@ -27,12 +28,13 @@ from kitsu_sync.kitsu_api import (
     Transport,
     refresh_grant,
 )
-from kitsu_sync.kitsu_client import get_kitsu_client
+from kitsu_sync.kitsu_client import get_kitsu_client, get_transport
 from kitsu_sync.models import (
     Anime,
     KitsuSyncState,
     KitsuToken,
     LibraryEntry,
+    Notice,
     WatchStatus,
 )
 from kitsu_sync.services import tokens
@@ -508,3 +510,114 @@ def test_unlink_goes_ahead_at_once_when_kitsu_cannot_be_told(make_user, caplog):
     assert "did not revoke" in caplog.text
     assert secret not in caplog.text
     assert "Retrying" not in caplog.text, "one attempt: a person is waiting"
+
+
+# --- a refresh that outlasts its claim ----------------------------------------------------------
+
+
+def run_during_the_refresh(monkeypatch: pytest.MonkeyPatch, other_worker: Any) -> list[str]:
+    """Make the first refresh request hold: once Kitsu has answered it (and so spent the
+    refresh token), `other_worker` runs before that answer reaches the refreshing worker.
+    Returns the refresh tokens sent, in order."""
+    real_refresh_grant = tokens.refresh_grant
+    sent: list[str] = []
+
+    def refresh_grant(*args: Any, **kwargs: Any) -> TokenResponse:
+        sent.append(kwargs["refresh_token"])
+        answer = real_refresh_grant(*args, **kwargs)
+        if len(sent) == 1:
+            other_worker()
+        return answer
+
+    monkeypatch.setattr(tokens, "refresh_grant", refresh_grant)
+    return sent
+
+
+def test_a_refresh_that_outlasted_its_claim_clears_the_relink_flag_of_the_refresh_it_raced(
+    make_user, link_user, kitsu, monkeypatch
+):
+    user = make_user()
+    old = link_user(user, kitsu)
+    raced: list[NeedsRelink] = []
+
+    def second_worker() -> None:
+        # The first refresh's claim has lapsed: a second worker takes it and sends the same
+        # refresh token, which Kitsu has just spent on the first.
+        KitsuToken.objects.filter(user=user).update(
+            refresh_claimed_until=timezone.now() - timedelta(seconds=1)
+        )
+        with pytest.raises(NeedsRelink) as caught:
+            refresh_access_token(user_id=user.pk, rejected_token=old.access_token)
+        raced.append(caught.value)
+        assert KitsuToken.objects.get(user=user).needs_relink
+
+    sent = run_during_the_refresh(monkeypatch, second_worker)
+
+    token = refresh_access_token(user_id=user.pk, rejected_token=old.access_token)
+
+    assert len(raced) == 1
+    assert sent == [old.refresh_token, old.refresh_token]
+    stored = KitsuToken.objects.get(user=user)
+    assert not stored.needs_relink
+    assert stored.relink_reason == ""
+    assert stored.refresh_claimed_until is None
+    # The notice the lost race opened is over too, so a later real one is told.
+    assert not Notice.objects.filter(user=user, ended_at__isnull=True).exists()
+    assert stored.access_token == token != old.access_token
+    # The link is in use again, and its token works at Kitsu.
+    assert get_access_token(user_id=user.pk) == token
+    assert get_kitsu_client().current_user(token=token).id == stored.kitsu_user_id
+
+
+def test_a_relink_flag_raised_for_another_reason_during_a_refresh_stays(
+    make_user, link_user, kitsu, monkeypatch
+):
+    user = make_user()
+    old = link_user(user, kitsu)
+
+    def key_lost() -> None:
+        tokens.mark_needs_relink(user_id=user.pk, reason=tokens.RELINK_UNREADABLE)
+
+    run_during_the_refresh(monkeypatch, key_lost)
+
+    refresh_access_token(user_id=user.pk, rejected_token=old.access_token)
+
+    stored = KitsuToken.objects.get(user=user)
+    assert stored.needs_relink
+    assert stored.relink_reason == tokens.RELINK_UNREADABLE
+
+
+class Polled(Exception):
+    """A waiting worker found the claim held and was about to poll again."""
+
+
+def test_the_refresh_claim_outlasts_the_longest_refresh(make_user, link_user, kitsu, monkeypatch):
+    user = make_user()
+    old = link_user(user, kitsu)
+    transport = get_transport()
+    # What one refresh may take: the rate limiter's longest wait, then the whole deadline
+    # of every attempt.
+    longest = timedelta(
+        seconds=transport.rate_limit_wait + transport.deadline * transport.retry.attempts
+    )
+
+    def polls(seconds: float) -> None:
+        raise Polled
+
+    def second_worker_that_long_after() -> None:
+        # Moving the claim's expiry back is moving time on, for the claim alone.
+        KitsuToken.objects.filter(user=user).update(
+            refresh_claimed_until=F("refresh_claimed_until") - longest
+        )
+        with pytest.raises(Polled):
+            tokens._refresh(user.pk, seen_token=old.access_token, forced=True, sleep=polls)
+
+    sent = run_during_the_refresh(monkeypatch, second_worker_that_long_after)
+
+    token = refresh_access_token(user_id=user.pk, rejected_token=old.access_token)
+
+    assert sent == [old.refresh_token], "the second worker waited instead of refreshing"
+    stored = KitsuToken.objects.get(user=user)
+    assert stored.access_token == token
+    assert not stored.needs_relink
+    assert tokens.claim_duration() >= longest
