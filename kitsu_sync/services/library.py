@@ -174,6 +174,8 @@ def vanished_entries(*, user_id: int, kitsu_entry_ids: Iterable[int]) -> list[Lo
 
 
 def apply_removals(plan: RemovalPlan) -> None:
+    if not plan.deletes and not plan.unlinks:
+        return  # the usual full pass: not even an empty transaction's two round trips
     with transaction.atomic():
         if plan.deletes:
             LibraryEntry.objects.filter(pk__in=[entry.pk for entry in plan.deletes]).delete()

@@ -27,9 +27,9 @@ from kitsu_sync.models import (
     SyncStatus,
     SyncTrigger,
 )
-from kitsu_sync.plan import PagePlan, read_page
+from kitsu_sync.plan import PagePlan, RemovalPlan, read_page
 from kitsu_sync.sandbox.records import MAPPING_SITES
-from kitsu_sync.services.library import sync_page
+from kitsu_sync.services.library import apply_removals, sync_page
 from kitsu_sync.services.sync import run_sync
 from tests.kitsu_api import payloads
 from tests.sync_support import kitsu_delete_entry, kitsu_update_entry, visible_anime_entries
@@ -294,6 +294,13 @@ def test_a_sync_that_fails_half_way_keeps_what_it_imported_and_resumes(
     assert sandbox.stats()["by_route"][LIBRARY_ROUTE] <= 2
     still = {e.pk: e.updated_at for e in LibraryEntry.objects.filter(pk__in=imported)}
     assert still == imported
+
+
+def test_a_full_pass_that_finds_nothing_gone_costs_no_transaction() -> None:
+    with CaptureQueriesContext(connection) as queries:
+        apply_removals(RemovalPlan(deletes=(), unlinks=(), conflicts=()))
+
+    assert queries.captured_queries == []
 
 
 def test_a_failed_full_pass_deletes_nothing(
