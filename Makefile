@@ -38,7 +38,8 @@ test: $(BIN)/.dev-installed
 	ENV_FILE=tests/test.env $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 # The same suite on Django 6.x, which needs Python 3.12+ (PYTHON312 names the interpreter).
-PYTHON312 ?= python3.12
+# The first Python 3.12 that runs (a pyenv shim may exist without a 3.12 selected).
+PYTHON312 ?= $(or $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -c '' 2>/dev/null && { echo $$p; break; }; done),python3.12)
 test-django6:
 	test -x .venv-django6/bin/python || $(PYTHON312) -m venv .venv-django6
 	.venv-django6/bin/python -m pip install --quiet -r requirements-dev.txt
