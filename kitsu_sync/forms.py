@@ -100,7 +100,12 @@ class LibraryFilterForm(forms.Form):
 
 
 class EntryForm(forms.Form):
-    """An entry as the user edits it; the score is offered the way the user rates on Kitsu."""
+    """An entry as the user edits it; the score is offered the way the user rates on Kitsu.
+
+    Each field also carries, hidden, the value the form showed: only what the person changed
+    is saved, so a form opened before a scrobble does not take the episode back, and a rating
+    shown at the nearest choice of the user's rating system is not rewritten to it.
+    """
 
     status = forms.ChoiceField(label="Status", choices=WatchStatus.choices)
     progress = forms.IntegerField(label="Episodes watched", min_value=0, max_value=100_000)
@@ -110,7 +115,11 @@ class EntryForm(forms.Form):
     rewatching = forms.BooleanField(label="Rewatching", required=False)
     rewatch_count = forms.IntegerField(label="Times rewatched", min_value=0, max_value=50)
     notes = forms.CharField(
-        label="Notes", required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 3})
+        label="Notes",
+        required=False,
+        max_length=10_000,
+        strip=False,  # the notes as written, trailing line breaks included
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
     private = forms.BooleanField(label="Private (only you see it on Kitsu)", required=False)
     started_at = forms.DateField(
@@ -123,6 +132,12 @@ class EntryForm(forms.Form):
     def __init__(self, *args: Any, rating_system: str = "", prefix: str = "", **kwargs: Any):
         super().__init__(*args, prefix=prefix or None, **kwargs)
         self.fields["score"].choices = [("", "No rating"), *score_choices(rating_system)]
+        for field in self.fields.values():
+            field.show_hidden_initial = True
+
+    def clean_notes(self) -> str:
+        # Browsers send line breaks as CRLF; Kitsu and Revenge keep them as LF.
+        return self.cleaned_data["notes"].replace("\r\n", "\n")
 
     @classmethod
     def of(cls, entry: LibraryEntry, *, rating_system: str, prefix: str = "") -> EntryForm:
@@ -136,9 +151,12 @@ class EntryForm(forms.Form):
         return cls(initial=initial, rating_system=rating_system, prefix=prefix)
 
     def changes(self, entry: LibraryEntry) -> dict[str, Any]:
-        """The cleaned values that differ from the entry (dates as midnight UTC)."""
-        values = dict(self.cleaned_data)
+        """The values the person changed on the form that differ from the entry (dates as
+        midnight UTC). A form posted without the shown values counts every field as changed."""
+        values = {name: self.cleaned_data[name] for name in self.changed_data}
         for moment in ("started_at", "finished_at"):
+            if moment not in values:
+                continue
             day = values[moment]
             current = getattr(entry, moment)
             if day is not None and current is not None and current.date() == day:

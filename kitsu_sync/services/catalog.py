@@ -19,7 +19,6 @@ from django.utils import timezone
 from kitsu_sync.kitsu_api import KitsuError, KitsuUsageError
 from kitsu_sync.models import Anime, CatalogKind, CatalogListing
 from kitsu_sync.services import library, metadata
-from kitsu_sync.services.resolve import normalised_title
 
 SEARCH_LIMIT = 20
 TRENDING_LIMIT = 20
@@ -93,7 +92,9 @@ def _in_order(kitsu_ids: list[int]) -> list[Anime]:
 
 def search(*, query: str) -> Answer:
     """Kitsu's title search (KitsuUsageError for an empty query)."""
-    key = normalised_title(query)[:200]
+    # The query as typed, case and spacing aside: any script (a title in Japanese is one Kitsu
+    # finds), and never two different queries under one key.
+    key = " ".join(query.casefold().split())[:200]
     if not key:
         raise KitsuUsageError("Type part of a title to search for.")
     return _listing(

@@ -128,7 +128,8 @@ def update_entry(*, user_id: int, anime_kitsu_id: int, changes: Mapping[str, Any
         checked = {name: _checked(name, value, entry.anime) for name, value in changes.items()}
         started = checked.get("started_at", entry.started_at)
         finished = checked.get("finished_at", entry.finished_at)
-        if started and finished and finished < started:
+        # By day: a date chosen on a page is midnight UTC, a start Kitsu recorded has its time.
+        if started and finished and finished.date() < started.date():
             raise EntryError("finished_at is before started_at.", field="finished_at")
         changed = {n: v for n, v in checked.items() if getattr(entry, n) != v}
         if changed:

@@ -116,7 +116,12 @@ class Watched:
 
 
 def record_watch_progress(
-    *, user_id: int, anime_kitsu_id: int, episode: int, source: str = "api"
+    *,
+    user_id: int,
+    anime_kitsu_id: int,
+    episode: int,
+    source: str = "api",
+    once_in_window: bool = True,
 ) -> Watched:
     """Record that the user watched `episode` (1-based) of the anime.
 
@@ -124,7 +129,9 @@ def record_watch_progress(
     mark-played, a server's retry, a second server) counts once. A change is queued for
     Kitsu in the same transaction when the direction sends changes there. Raises ValueError
     for an episode below 1, and a KitsuError when the anime is unknown here and Kitsu cannot
-    be asked about it.
+    be asked about it. `once_in_window=False` (a person's own +1, which names the episode after
+    the progress they see) skips that check: progress never going back keeps a double click
+    from counting twice.
     """
     if isinstance(episode, bool) or not isinstance(episode, int) or episode < 1:
         raise ValueError(f"An episode number is a whole number from 1, not {episode!r}.")
@@ -133,12 +140,15 @@ def record_watch_progress(
     with transaction.atomic():
         # The entry's lock orders reports of the same entry: the second sees the first.
         entry = _locked_entry(user_id, anime)
-        repeated = WatchReport.objects.filter(
-            user_id=user_id,
-            anime=anime,
-            episode=episode,
-            reported_at__gt=now - settings.KITSU_SCROBBLE_REPEAT_WINDOW,
-        ).exists()
+        repeated = (
+            once_in_window
+            and WatchReport.objects.filter(
+                user_id=user_id,
+                anime=anime,
+                episode=episode,
+                reported_at__gt=now - settings.KITSU_SCROBBLE_REPEAT_WINDOW,
+            ).exists()
+        )
         if repeated:
             return Watched(entry, changed=False, repeated=True, queued=False)
         WatchReport.objects.create(

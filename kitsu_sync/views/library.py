@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from kitsu_sync.forms import AddForm, EntryForm, LibraryFilterForm
 from kitsu_sync.kitsu_api import KitsuError, KitsuNotFound
 from kitsu_sync.mapping import score_label
-from kitsu_sync.models import LibraryEntry, WatchStatus
+from kitsu_sync.models import Anime, LibraryEntry, WatchStatus
 from kitsu_sync.services import entries as kitsu_entries
 from kitsu_sync.services import outbox, watch
 from kitsu_sync.views.common import link_of, rating_system_of
@@ -120,12 +120,17 @@ def _edit_form(request: HttpRequest, entry: LibraryEntry) -> HttpResponse:
     return render(request, "kitsu_sync/entry_edit.html", {**context, "plain": True})
 
 
-def _shown(request: HttpRequest, entry: LibraryEntry, problem: str = "") -> HttpResponse:
+def _shown(
+    request: HttpRequest, entry: LibraryEntry, problem: str = "", form: EntryForm | None = None
+) -> HttpResponse:
     """The entry as it is now, as a list row or an anime page's card, for htmx to swap in
-    (200 even with a problem: the entry says what was wrong)."""
+    (200 even with a problem: the entry says what was wrong, and `form`, the one the person
+    sent, keeps what they typed)."""
     entry.refresh_from_db()
     [row] = entry_rows([entry], rating_system=rating_system_of(request))
     row["problem"] = problem
+    if problem and form is not None:
+        row["form"] = form
     card = request.POST.get("shown_as") == "card"
     template = "kitsu_sync/_entry_card.html" if card else "kitsu_sync/_entry_row.html"
     return render(request, template, {"row": row, "next": request.POST.get("next", "")})
@@ -156,7 +161,7 @@ def entry_edit(request: HttpRequest, kitsu_anime_id: int) -> HttpResponse:
             for name, errors in form.errors.items()
         )
     if request.htmx:
-        return _shown(request, entry, problem)
+        return _shown(request, entry, problem, form)
     if problem:
         messages.error(request, f"{entry.anime} was not changed: {problem}")
     else:
@@ -176,15 +181,24 @@ def entry_plus_one(request: HttpRequest, kitsu_anime_id: int) -> HttpResponse:
             return _shown(request, entry, problem)
         messages.info(request, problem)
         return _back(request)
-    watch.record_watch_progress(
+    watched = watch.record_watch_progress(
         user_id=request.user.pk,
         anime_kitsu_id=kitsu_anime_id,
         episode=entry.progress + 1,
         source="web",
+        once_in_window=False,
+    )
+    problem = (
+        ""
+        if watched.changed
+        else f"{entry.anime} was not changed: episode {entry.progress + 1} was counted already."
     )
     if request.htmx:
-        return _shown(request, entry)
-    messages.success(request, f"{entry.anime}: episode {entry.progress + 1} watched.")
+        return _shown(request, entry, problem)
+    if problem:
+        messages.info(request, problem)
+    else:
+        messages.success(request, f"{entry.anime}: episode {entry.progress + 1} watched.")
     return _back(request)
 
 
@@ -211,19 +225,18 @@ def entry_remove(request: HttpRequest, kitsu_anime_id: int) -> HttpResponse:
 def entry_add(request: HttpRequest) -> HttpResponse:
     form = AddForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a status to add the anime with.")
-        return _back(request)
+        return _not_added(request, form, "Choose a status to add the anime with.")
     kitsu_id = form.cleaned_data["kitsu_anime_id"]
     try:
         entry, created = kitsu_entries.add_entry(
             user_id=request.user.pk, anime_kitsu_id=kitsu_id, status=form.cleaned_data["status"]
         )
     except KitsuNotFound:
-        messages.error(request, f"Kitsu has no anime {kitsu_id}.")
-        return _back(request)
+        return _not_added(request, form, f"Kitsu has no anime {kitsu_id}.")
     except KitsuError as exc:
-        messages.error(request, f"Kitsu could not be asked about that anime: {exc.message}")
-        return _back(request)
+        return _not_added(
+            request, form, f"Kitsu could not be asked about that anime: {exc.message}"
+        )
     if request.htmx:
         return render(request, "kitsu_sync/_in_list.html", {"anime": entry.anime, "entry": entry})
     if created:
@@ -235,15 +248,32 @@ def entry_add(request: HttpRequest) -> HttpResponse:
     return _back(request, fallback="kitsu_sync:library")
 
 
+def _not_added(request: HttpRequest, form: AddForm, problem: str) -> HttpResponse:
+    """For htmx, the add form again with the problem (what it swaps in place of itself; a
+    redirect would put a whole page there); otherwise a message, back where the form was."""
+    if request.htmx:
+        anime = Anime.objects.filter(kitsu_id=form.data.get("kitsu_anime_id") or 0).first()
+        context = {
+            "form": AddForm(initial={"kitsu_anime_id": form.data.get("kitsu_anime_id")}),
+            "anime": anime or form.data.get("kitsu_anime_id", ""),
+            "next": request.POST.get("next", ""),
+            "problem": problem,
+        }
+        return render(request, "kitsu_sync/_add_form.html", context)
+    messages.error(request, problem)
+    return _back(request)
+
+
 @login_required
 @require_POST
 def entry_resend(request: HttpRequest, kitsu_anime_id: int) -> HttpResponse:
     """Send a change Kitsu refused once more, as it is (after fixing what Kitsu said)."""
     entry = _own_entry(request, kitsu_anime_id)
     if outbox.retry_failed(user_id=request.user.pk, anime_id=entry.anime_id):
-        messages.success(request, f"{entry.anime} will be sent to Kitsu again now.")
+        problem, said = "", f"{entry.anime} will be sent to Kitsu again now."
     else:
-        messages.info(request, f"Nothing of {entry.anime} is waiting to be sent again.")
+        problem = said = f"Nothing of {entry.anime} is waiting to be sent again."
     if request.htmx:
-        return _shown(request, entry)
+        return _shown(request, entry, problem)  # the row says it (a message would show later)
+    (messages.info if problem else messages.success)(request, said)
     return _back(request)

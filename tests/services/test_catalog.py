@@ -78,6 +78,16 @@ def test_a_search_is_kept_for_its_time_and_the_same_words_share_it(kitsu: Any) -
     assert requests_made(kitsu) == asked + 1
 
 
+def test_titles_in_any_script_are_searched_and_never_share_a_kept_answer(kitsu: Any) -> None:
+    catalog.search(query="進撃の巨人 2")
+    asked = requests_made(kitsu)
+
+    catalog.search(query="鬼滅の刃 2")
+
+    assert requests_made(kitsu) == asked + 1
+    assert CatalogListing.objects.count() == 2
+
+
 def test_an_empty_search_is_refused_with_what_to_do() -> None:
     with pytest.raises(KitsuUsageError, match="Type part of a title"):
         catalog.search(query="  ")

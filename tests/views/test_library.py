@@ -3,6 +3,8 @@ form POST, or htmx swapping the row), +1, removed after a confirmation, added, s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from kitsu_sync.models import Anime, KitsuOutbox, KitsuToken, LibraryEntry, WatchStatus
+from kitsu_sync.services.watch import record_watch_progress
 from tests.web_support import LIBRARY, add_entries, linked
 
 pytestmark = pytest.mark.django_db
@@ -176,6 +179,157 @@ def test_without_javascript_edit_is_a_page_of_its_own(client: Client, shelf: Any
     assert "hx-post" not in page  # a plain form: nothing to swap on this page
     assert "evil.example" not in page
     assert '<a href="/library/">Back to your list</a>' in page
+
+
+class _Fields(HTMLParser):
+    """What a browser sends for the forms of an HTML fragment: inputs, the selected option of
+    each select, textareas (their first line break dropped, line breaks as CRLF)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        name = found.get("name") or ""
+        if tag == "input" and found.get("type") != "checkbox":
+            self.values[name] = found.get("value") or ""
+        elif tag == "input" and "checked" in found:
+            self.values[name] = "on"
+        elif tag == "select":
+            self._select = name
+            self.values.setdefault(name, "")
+        elif tag == "option" and self._select and "selected" in found:
+            self.values[self._select] = found.get("value") or ""
+        elif tag == "textarea":
+            self._textarea = name
+            self.values[name] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea" and self._textarea:
+            text = self.values[self._textarea]
+            text = text[1:] if text.startswith("\n") else text
+            self.values[self._textarea] = text.replace("\n", "\r\n")
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.values[self._textarea] += data
+
+
+def form_as_shown(client: Client, kitsu_id: int) -> dict[str, str]:
+    """The entry's edit form as the list's Edit opens it, filled in as shown."""
+    parser = _Fields()
+    parser.feed(client.get(f"/library/{kitsu_id}/edit/", headers=HTMX).content.decode())
+    return parser.values
+
+
+def test_saving_one_field_leaves_a_rating_between_choices_alone(client: Client, shelf: Any) -> None:
+    linked(shelf)
+    KitsuToken.objects.filter(user=shelf).update(kitsu_rating_system="simple")
+    LibraryEntry.objects.filter(user=shelf, anime__kitsu_id=100).update(score=55)
+    entry = entry_of(shelf, 100)
+    form = form_as_shown(client, 100)
+    form[f"e{entry.pk}-progress"] = "4"
+
+    client.post("/library/100/edit/", form)
+
+    entry = entry_of(shelf, 100)
+    assert (entry.progress, entry.score) == (4, 55)
+
+
+def test_a_form_opened_before_a_scrobble_does_not_take_the_episode_back(
+    client: Client, shelf: Any
+) -> None:
+    entry = entry_of(shelf, 100)
+    form = form_as_shown(client, 100)  # progress 3
+    record_watch_progress(user_id=shelf.pk, anime_kitsu_id=100, episode=4)
+    form[f"e{entry.pk}-notes"] = "a note"
+
+    client.post("/library/100/edit/", form)
+
+    entry = entry_of(shelf, 100)
+    assert (entry.progress, entry.notes) == (4, "a note")
+
+
+def test_notes_saved_untouched_stay_as_they_were(client: Client, shelf: Any) -> None:
+    LibraryEntry.objects.filter(user=shelf, anime__kitsu_id=100).update(
+        notes="line one\nline two\n", local_updated_at=None
+    )
+    entry = entry_of(shelf, 100)
+    form = form_as_shown(client, 100)
+    assert form[f"e{entry.pk}-notes"] == "line one\r\nline two\r\n"  # as a browser sends them
+
+    client.post("/library/100/edit/", form)
+
+    entry = entry_of(shelf, 100)
+    assert (entry.notes, entry.local_updated_at) == ("line one\nline two\n", None)
+
+
+def test_a_finish_on_the_day_of_the_start_is_accepted(client: Client, shelf: Any) -> None:
+    LibraryEntry.objects.filter(user=shelf, anime__kitsu_id=100).update(
+        started_at=datetime(2024, 1, 5, 15, 0, tzinfo=UTC)
+    )
+    entry = entry_of(shelf, 100)
+    form = form_as_shown(client, 100)
+    form[f"e{entry.pk}-finished_at"] = "2024-01-05"
+    form[f"e{entry.pk}-status"] = "completed"
+
+    row = client.post("/library/100/edit/", form, headers=HTMX).content.decode()
+
+    assert 'role="alert"' not in row
+    entry = entry_of(shelf, 100)
+    assert (entry.status, entry.finished_at.date().isoformat()) == ("completed", "2024-01-05")
+
+
+def test_a_refused_edit_keeps_what_was_typed(client: Client, shelf: Any) -> None:
+    entry = entry_of(shelf, 100)
+    form = form_as_shown(client, 100)
+    form[f"e{entry.pk}-progress"] = "13"  # the show has 12
+    form[f"e{entry.pk}-notes"] = "typed before the mistake"
+
+    row = client.post("/library/100/edit/", form, headers=HTMX).content.decode()
+
+    assert "0 to 12" in row
+    assert "typed before the mistake</textarea>" in row
+    assert entry_of(shelf, 100).notes == ""
+
+
+def test_plus_one_after_setting_progress_back_counts_again(client: Client, shelf: Any) -> None:
+    client.post("/library/100/plus-one/")  # 3 -> 4
+    LibraryEntry.objects.filter(user=shelf, anime__kitsu_id=100).update(progress=3)
+
+    row = client.post("/library/100/plus-one/", headers=HTMX).content.decode()
+
+    assert entry_of(shelf, 100).progress == 4
+    assert 'role="alert"' not in row
+
+
+def test_an_anime_that_cannot_be_added_answers_htmx_with_the_form_and_why(
+    client: Client, signed_in: Any, kitsu: Any
+) -> None:
+    response = client.post(
+        "/library/add/", {"kitsu_anime_id": "99999999", "status": "watching"}, headers=HTMX
+    )
+
+    assert response.status_code == 200
+    form = response.content.decode()
+    assert form.lstrip().startswith("<form")
+    assert "Kitsu has no anime 99999999." in form
+    assert not LibraryEntry.objects.filter(user=signed_in).exists()
+
+
+def test_send_again_with_htmx_says_so_in_the_row_and_leaves_no_message(
+    client: Client, shelf: Any
+) -> None:
+    row = client.post("/library/100/resend/", headers=HTMX).content.decode()
+
+    assert "Nothing of Anime 000 is waiting to be sent again." in row
+    assert "waiting to be sent again" not in client.get(LIBRARY).content.decode()
 
 
 def _as_posted(entry: LibraryEntry) -> dict[str, str]:
