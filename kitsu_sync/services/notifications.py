@@ -17,12 +17,13 @@ import ipaddress
 import logging
 import socket
 from datetime import datetime, timedelta
+from typing import Any
 
 import apprise
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from kitsu_sync import metrics
@@ -199,8 +200,10 @@ def open_notices(*, user_id: int) -> list[Notice]:
 def _host_is_local(host: str) -> bool:
     """True when `host` is, or resolves to, an address that is not on the public internet."""
     host = host.strip("[]").lower()
-    if not host or host.isdigit():
-        return False  # no host, or a service's numeric id (Discord, Telegram), not an address
+    if not host:
+        return False
+    # No shortcut for digits: "2130706433" and "017700000001" are 127.0.0.1 to the resolver
+    # below. A service's numeric id (a Discord webhook's) is too long to be an address.
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -214,16 +217,36 @@ def _host_is_local(host: str) -> bool:
     return any(not address.is_global for address in addresses)
 
 
+def _asset() -> apprise.AppriseAsset:
+    # No HTTP redirects: a public host that answers 307 to an address on this server's network
+    # would take the notice past the address check.
+    return apprise.AppriseAsset(http_redirects=False)
+
+
+def _hosts(plugin: Any) -> list[str]:
+    """Every host a plugin will connect to: `host`, and any other `*_host` (mail's smtp_host)."""
+    return [
+        value
+        for name, value in vars(plugin).items()
+        if (name == "host" or name.endswith("_host")) and isinstance(value, str) and value
+    ]
+
+
 def apprise_url_problem(url: str) -> str:
     """Why a user's Apprise URL cannot be used ("" when it can)."""
-    plugin = apprise.Apprise.instantiate(url.strip())
+    sender = apprise.Apprise(asset=_asset())
+    if sender.add(url.strip()) and len(sender) > 1:  # as sending will read it
+        return "One Apprise URL only (a space or a comma starts another one)."
+    plugin = apprise.Apprise.instantiate(url.strip(), asset=_asset())
     if plugin is None:
         return (
             "Apprise does not recognise this URL: check it against Apprise's list of services "
             "(for example tgram://bottoken/ChatID or ntfys://ntfy.sh/topic)."
         )
-    host = getattr(plugin, "host", None) or ""
-    if not settings.APPRISE_ALLOW_LOCAL_TARGETS and _host_is_local(str(host)):
+    if getattr(plugin, "redirects", False):
+        return "This URL asks Apprise to follow redirects (redirect=yes), which is not allowed."
+    local = any(_host_is_local(host) for host in _hosts(plugin))
+    if not settings.APPRISE_ALLOW_LOCAL_TARGETS and local:
         return (
             "This URL points at this server's own network (a local or private address), which "
             "this server does not allow for personal notifications. Use a public service, or "
@@ -233,10 +256,12 @@ def apprise_url_problem(url: str) -> str:
 
 
 def save_apprise_url(*, user_id: int, url: str) -> None:
-    """Store the user's Apprise URL (encrypted); an empty one removes it."""
-    NotificationSettings.objects.update_or_create(
-        user_id=user_id, defaults={"apprise_url": url.strip()}
-    )
+    """Store the user's Apprise URL (encrypted); an empty one removes it. The stored one is
+    never read, so a URL the current key cannot decrypt can still be replaced or removed."""
+    url = url.strip()
+    with transaction.atomic():
+        if not NotificationSettings.objects.filter(user_id=user_id).update(apprise_url=url):
+            NotificationSettings.objects.create(user_id=user_id, apprise_url=url)
 
 
 def user_apprise_url(*, user_id: int) -> str:
@@ -269,7 +294,9 @@ def _claim(notice_id: int, now: datetime) -> bool:
             ended_at__isnull=True,
             delivery__in=[NoticeDelivery.PENDING, NoticeDelivery.FAILED],
             attempts__lt=MAX_SEND_ATTEMPTS,
-        ).update(sending_until=now + SEND_CLAIM)
+            # Counted when claimed: a send cut off (time limit, a worker gone) still counts,
+            # so a notice is never sent again and again by beat.
+        ).update(sending_until=now + SEND_CLAIM, attempts=F("attempts") + 1)
     )
 
 
@@ -294,7 +321,7 @@ def send_notice(*, notice_id: int) -> str:
         # A refresh that raced with the one that raised the flag worked and cleared it: the
         # condition is over before anyone was told, so no one is.
         close_notices(user_id=notice.user_id, kind=NoticeKind.RELINK)
-        Notice.objects.filter(pk=notice_id).update(sending_until=None)
+        Notice.objects.filter(pk=notice_id).update(sending_until=None, attempts=F("attempts") - 1)
         return "ended"
     target = _target(notice.user_id)
     if not target:
@@ -304,7 +331,8 @@ def send_notice(*, notice_id: int) -> str:
         metrics.NOTIFICATIONS.labels(notice.kind, delivery).inc()
     Notice.objects.filter(pk=notice_id).update(
         delivery=delivery,
-        attempts=notice.attempts + (delivery != NoticeDelivery.DASHBOARD),
+        # A notice for the dashboard only was not an attempt to send it anywhere.
+        attempts=F("attempts") - int(delivery == NoticeDelivery.DASHBOARD),
         sent_at=timezone.now() if delivery == NoticeDelivery.SENT else None,
         last_error=error,
         sending_until=None,
@@ -317,7 +345,7 @@ def _still_needs_relink(user_id: int) -> bool:
 
 
 def _deliver(target: str, notice: Notice) -> tuple[str, str]:
-    sender = apprise.Apprise()
+    sender = apprise.Apprise(asset=_asset())
     if not sender.add(target):
         # Never the URL itself in the record: it holds the channel's secrets.
         return NoticeDelivery.FAILED, "The Apprise URL is not one Apprise recognises."

@@ -53,6 +53,8 @@ def inbox() -> Iterator[Inbox]:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received.posts.append(json.loads(body))
             self.send_response(received.status)
+            if 300 <= received.status < 400:
+                self.send_header("Location", self.path)  # here again
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -316,12 +318,71 @@ def test_the_apprise_url_is_stored_encrypted(make_user):
         "json://[::1]:8000/",
         "ntfy://localhost/topic",
         "json://169.254.169.254/latest/meta-data",
+        "json://2130706433:8000/",  # 127.0.0.1 written as one number
+        "json://017700000001/",  # and in octal
+        "mailto://user:pw@example.com/?smtp=127.0.0.1&to=a@example.com",  # the mail server
     ],
 )
 def test_a_users_url_naming_a_local_address_is_refused_by_default(settings, url):
     settings.APPRISE_ALLOW_LOCAL_TARGETS = False
 
     assert "local or private address" in notifications.apprise_url_problem(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ntfys://ntfy.sh/topic json://127.0.0.1:8000/", "One Apprise URL only"),
+        ("json://93.184.215.14/a,json://127.0.0.1:8000/", "One Apprise URL only"),
+        ("json://93.184.215.14/hook?redirect=yes", "follow redirects"),
+    ],
+)
+def test_a_second_url_or_followed_redirects_cannot_slip_past_the_check(settings, url, problem):
+    settings.APPRISE_ALLOW_LOCAL_TARGETS = False
+
+    assert problem in notifications.apprise_url_problem(url)
+
+
+def test_a_notice_is_not_sent_on_through_a_redirect(inbox, local_targets, make_user):
+    user = make_user()
+    inbox.status = 307  # the stand-in service answers every post with a redirect
+    notify_to(user, inbox.url)
+    notice = notifications.open_notice(user_id=user.pk, kind=NoticeKind.UNMATCHED, message="x")
+
+    assert notifications.send_notice(notice_id=notice.pk) == NoticeDelivery.FAILED
+    assert len(inbox.posts) == 1  # the redirect was not followed with a second post
+
+
+def test_a_send_cut_off_midway_still_counts_as_an_attempt(
+    inbox, local_targets, make_user, monkeypatch
+):
+    user = make_user()
+    notify_to(user, inbox.url)
+    notice = notifications.open_notice(user_id=user.pk, kind=NoticeKind.UNMATCHED, message="x")
+
+    def cut_off(*args, **kwargs):
+        raise TimeoutError("the task's time limit")
+
+    monkeypatch.setattr(notifications, "_deliver", cut_off)
+    with pytest.raises(TimeoutError):
+        notifications.send_notice(notice_id=notice.pk)
+
+    notice.refresh_from_db()
+    assert (notice.attempts, notice.delivery) == (1, NoticeDelivery.PENDING)
+
+
+def test_a_url_the_key_no_longer_decrypts_can_be_replaced(local_targets, make_user):
+    user = make_user()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO kitsu_sync_notificationsettings (user_id, apprise_url, updated_at) "
+            "VALUES (%s, %s, now())",
+            [user.pk, "gAAAAA-encrypted-with-a-key-that-is-gone"],
+        )
+
+    notifications.save_apprise_url(user_id=user.pk, url="ntfys://ntfy.sh/new-topic")
+
+    assert notifications.user_apprise_url(user_id=user.pk) == "ntfys://ntfy.sh/new-topic"
 
 
 def test_urls_of_public_services_and_unknown_schemes(settings):
