@@ -225,6 +225,12 @@ class RevengeAdminSite(admin.AdminSite):
     attempts per account and per address in the shared cache. One way in, one set of limits.
     """
 
+    def password_change(
+        self, request: HttpRequest, extra_context: dict | None = None
+    ) -> HttpResponse:
+        # The admin's form checks the old password with no limit; allauth's page counts tries.
+        return HttpResponseRedirect(reverse("account_change_password"))
+
     @method_decorator(never_cache)
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         next_url = request.GET.get(REDIRECT_FIELD_NAME, "")

@@ -27,14 +27,18 @@ from kitsu_sync import logcontext
 MASK = "********"
 
 _SENSITIVE_NAME = (
-    r"[\w-]*(?:token|secret|passw(?:or)?d|passphrase|api[_-]?key|authorization|signature"
-    r"|cookie|sessionid|credential)[\w-]*"
+    r"(?:[\w-]*(?:token|secret|passw(?:or)?d|passphrase|api[_-]?key|authorization|signature"
+    r"|cookie|sessionid|credential|code_verifier)[\w-]*"
+    # An OAuth authorization code in a form body (code=...), not every "code: 500".
+    r"|(?<![\w-])code(?==))"
 )
 _SECRET_PATTERNS = (
-    # name=value, name: value, "name": "value", 'name': b'value' (a dict's or a form's repr)
+    # name=value, name: value, "name": "value", 'name': b'value' (a dict's or a form's repr).
+    # A quoted value is masked to its closing quote (spaces and commas included); an unquoted
+    # one up to the first character that ends a value in a form body, a URL or a repr.
     re.compile(
-        rf"(?P<keep>{_SENSITIVE_NAME}[\"']?\s*[:=]\s*(?-i:b)?[\"']?(?:(?:Bearer|Basic|Token)\s+)?)"
-        r"[^\s\"'&,;)}\]]+",
+        rf"(?P<keep>{_SENSITIVE_NAME}[\"']?\s*[:=]\s*(?-i:b)?)"
+        r"(?:\"[^\"]*\"|'[^']*'|(?:(?:Bearer|Basic|Token)\s+)?[^\s\"'&,;)}\]]+)",
         re.IGNORECASE,
     ),
     re.compile(r"(?P<keep>\b(?:Bearer|Basic)\s+)[\w.~+/=-]{8,}", re.IGNORECASE),

@@ -243,3 +243,41 @@ def test_log_format_is_plain_by_default_and_checked(tmp_path: Any) -> None:
     result = manage(production_env(tmp_path, LOG_FORMAT="xml"), "check")
     assert result.returncode != 0
     assert "LOG_FORMAT='xml' is not one of: plain, json." in result.stderr
+
+
+@pytest.mark.parametrize(
+    "logged",
+    [
+        "{'password': \"it's a secret\"}",
+        "{'password': 'hunter2 correct horse'}",
+        "{'client_secret': 'sec ret'}",
+        "grant_type=authorization_code&code=hunter2&code_verifier=hunter2",
+    ],
+)
+def test_a_secret_with_spaces_or_quotes_is_masked_whole(logged: str) -> None:
+    from revenge_site.logs import redact
+
+    masked = redact(logged)
+
+    assert MASK in masked
+    for word in ("secret", "hunter2", "correct", "horse", "ret'"):
+        assert word not in masked.replace("client_secret", ""), masked
+
+
+def test_an_error_report_masks_a_secret_held_by_a_variable_of_another_name() -> None:
+    from django.test import RequestFactory
+
+    from revenge_site.reporting import SecretsFilter
+
+    def send(body: str) -> None:
+        raise ConnectionError("reset")
+
+    try:
+        send("grant_type=password&username=someone&password=pass-in-the-body")
+    except ConnectionError as exc:
+        frame = exc.__traceback__.tb_next.tb_frame
+
+    cleansed = dict(SecretsFilter().get_traceback_frame_variables(RequestFactory().get("/"), frame))
+
+    assert "pass-in-the-body" not in str(cleansed["body"])
+    assert "username=someone" in str(cleansed["body"])

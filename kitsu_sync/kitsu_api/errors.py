@@ -53,6 +53,12 @@ class KitsuResponseError(KitsuError):
     retryable = True
 
 
+class KitsuResponseTooLarge(KitsuResponseError):
+    """Kitsu's answer grew past the size cap: asking again would download as much again."""
+
+    retryable = False
+
+
 class KitsuServerError(KitsuError):
     """5xx: Kitsu (or Cloudflare in front of it) failed; a later attempt may work."""
 

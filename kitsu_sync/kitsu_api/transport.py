@@ -38,6 +38,7 @@ from kitsu_sync.kitsu_api.errors import (
     KitsuError,
     KitsuRateLimited,
     KitsuResponseError,
+    KitsuResponseTooLarge,
     KitsuServerError,
     KitsuTimeout,
     KitsuUnreachable,
@@ -277,6 +278,8 @@ class Transport:
         if method not in IDEMPOTENT_METHODS:
             # A POST that may have reached Kitsu is never repeated: it could create twice.
             return False
+        if isinstance(error, KitsuResponseTooLarge):
+            return False  # as large again next time: the cap is there to bound the download
         if isinstance(error, KitsuResponseError):
             return method == "GET"
         return isinstance(error, KitsuConnectionError | KitsuServerError | KitsuRateLimited)
@@ -383,8 +386,8 @@ class Transport:
         except HTTPError as exc:
             raise requests.exceptions.ConnectionError(exc) from exc
 
-    def _too_large(self, method: str, path: str, how: str) -> KitsuResponseError:
-        return KitsuResponseError(
+    def _too_large(self, method: str, path: str, how: str) -> KitsuResponseTooLarge:
+        return KitsuResponseTooLarge(
             f"Kitsu's answer to {method} {path} {how} the {self.max_response_bytes}-byte limit "
             "for one answer; the rest of it was not read."
         )

@@ -26,6 +26,7 @@ from kitsu_sync.kitsu_api import (
     KitsuNotFound,
     KitsuRateLimited,
     KitsuResponseError,
+    KitsuResponseTooLarge,
     KitsuServerError,
     KitsuTimeout,
     KitsuUnauthorized,
@@ -692,6 +693,21 @@ def test_a_declared_length_past_the_size_cap_is_refused_before_the_body_is_read(
 
     assert "is 8000000 bytes, more than the" in caught.value.message
     assert f"{CAP}-byte limit" in caught.value.message
+
+
+def test_an_answer_past_the_size_cap_is_not_downloaded_again(
+    sandbox: Any, make_transport: Callable[..., Transport]
+) -> None:
+    transport = make_transport(  # the default retry policy: 4 attempts
+        api_url=sandbox.api_url, oauth_url=sandbox.oauth_url, max_response_bytes=CAP
+    )
+    sandbox.set_faults([{"kind": "huge", "size": 8_000_000}])
+    before = len(sandbox.requests_log("/api/edge/anime/1"))
+
+    with pytest.raises(KitsuResponseTooLarge):
+        transport.request("GET", "anime/1")
+
+    assert len(sandbox.requests_log("/api/edge/anime/1")) == before + 1
 
 
 def test_an_answer_within_both_limits_is_unaffected_by_them(

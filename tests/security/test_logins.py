@@ -125,6 +125,19 @@ def test_signed_in_staff_go_straight_to_the_admin(client, make_user):
 
 
 @pytest.mark.django_db
+def test_the_admins_password_change_is_the_sites_with_its_limits(client, make_user):
+    client.force_login(staff_user(make_user, "root"))
+
+    response = client.post(
+        "/admin/password_change/",
+        {"old_password": "a-guess", "new_password1": "x" * 12, "new_password2": "x" * 12},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/password/change/"
+
+
+@pytest.mark.django_db
 def test_wrong_passwords_lock_the_account_whichever_login_names_it(client, make_user):
     root = staff_user(make_user, "root")
     for n in range(LIMIT):
