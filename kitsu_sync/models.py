@@ -690,3 +690,18 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.user} since {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class SpentInvite(models.Model):
+    """An invitation link that created an account (revenge_site.accounts): its random id is
+    unique, so two sign-ups racing with one link create one account, and deleting that account
+    does not make the link work again."""
+
+    nonce = models.CharField(max_length=64, unique=True)
+    spent_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    def __str__(self) -> str:
+        return f"Invitation {self.nonce}"

@@ -29,6 +29,8 @@ from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.auth import REDIRECT_FIELD_NAME, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import signing
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -38,6 +40,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import now
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from kitsu_sync.models import SpentInvite
 
 # --- invitations ------------------------------------------------------------------------------
 
@@ -80,8 +84,7 @@ def invite_path(token: str) -> str:
 
 
 def _spent_message(nonce: str) -> str:
-    # Kept in the admin's history of the new account, which is also what makes an invite
-    # single-use without a table of its own.
+    # Kept in the admin's history of the new account (SpentInvite is what makes it single-use).
     return f"Signed up with invitation {nonce}"
 
 
@@ -106,7 +109,7 @@ def read_invite(token: str) -> Invite:
             "Ask whoever invited you for a new link.",
             status=410,
         )
-    if LogEntry.objects.filter(change_message__startswith=_spent_message(invite.nonce)).exists():
+    if SpentInvite.objects.filter(nonce=invite.nonce).exists():
         raise InviteRefused(
             "This invitation was used already: each one creates a single account. If that "
             "account is yours, sign in; otherwise ask whoever invited you for a new link.",
@@ -127,12 +130,31 @@ def session_invite(request: HttpRequest) -> Invite | None:
         return None
 
 
-def spend_invite(request: HttpRequest, user: AbstractBaseUser) -> None:
-    """Record that the session's invite created `user`, so that it opens nothing again."""
+def claim_invite(request: HttpRequest) -> Invite | None:
+    """Mark the session's invite spent, before the account it opens is saved (in the same
+    transaction): of two sign-ups racing with one link, the second is refused here. None when
+    sign-up is open without an invite."""
     invite = session_invite(request)
+    if invite is None:
+        if settings.ACCOUNT_ALLOW_SIGNUP:
+            return None
+        raise PermissionDenied("Sign-up is closed, and this session's invitation is not valid.")
+    try:
+        with transaction.atomic():
+            SpentInvite.objects.create(nonce=invite.nonce)
+    except IntegrityError:
+        raise PermissionDenied(
+            "This invitation was used already: each one creates a single account."
+        ) from None
+    return invite
+
+
+def spend_invite(request: HttpRequest, user: AbstractBaseUser, invite: Invite | None) -> None:
+    """Record which account the claimed invite created (the admin's history shows it too)."""
     request.session.pop(INVITE_SESSION_KEY, None)
     if invite is None:
         return
+    SpentInvite.objects.filter(nonce=invite.nonce).update(user=user)
     message = _spent_message(invite.nonce) + (f" for {invite.email}" if invite.email else "")
     LogEntry.objects.log_actions(
         user_id=user.pk,
@@ -182,9 +204,12 @@ class AccountAdapter(DefaultAccountAdapter):
     def save_user(
         self, request: HttpRequest, user: AbstractBaseUser, form: BaseForm, commit: bool = True
     ) -> AbstractBaseUser:
-        user = super().save_user(request, user, form, commit=commit)
-        if commit:
-            spend_invite(request, user)
+        if not commit:
+            return super().save_user(request, user, form, commit=commit)
+        with transaction.atomic():
+            invite = claim_invite(request)
+            user = super().save_user(request, user, form, commit=commit)
+            spend_invite(request, user, invite)
         return user
 
     def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
@@ -210,8 +235,10 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def save_user(
         self, request: HttpRequest, sociallogin: SocialLogin, form: BaseForm | None = None
     ) -> AbstractBaseUser:
-        user = super().save_user(request, sociallogin, form)
-        spend_invite(request, user)
+        with transaction.atomic():
+            invite = claim_invite(request)
+            user = super().save_user(request, sociallogin, form)
+            spend_invite(request, user, invite)
         return user
 
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 from html import unescape
 from io import StringIO
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -152,6 +153,44 @@ def test_an_invite_opens_sign_up_for_its_browser_session_once(closed):
     assert again.status_code == 410
     assert "This invitation was used already" in text(again)
     assert users() == ["guest"]
+
+
+def test_deleting_the_account_an_invite_made_does_not_open_it_again(closed):
+    invited = Client()
+    link = invite_link()
+    invited.get(link)
+    sign_up(invited, "guest")
+    get_user_model().objects.filter(username="guest").delete()  # history entries go with it
+
+    again = Client().get(link)
+
+    assert again.status_code == 410
+    assert "This invitation was used already" in text(again)
+
+
+def test_of_two_sign_ups_racing_with_one_invite_only_one_makes_an_account(closed, monkeypatch):
+    first, second = Client(), Client()
+    link = invite_link()
+    first.get(link)
+    second.get(link)
+    assert sign_up(first, "first").status_code == 302
+    # The second sign-up checked the invite at the same moment as the first: it saw it unspent.
+    real = accounts.SpentInvite.objects
+
+    class SawItUnspent:
+        objects = SimpleNamespace(
+            filter=lambda **lookup: SimpleNamespace(
+                exists=lambda: False, update=lambda **values: real.filter(**lookup).update(**values)
+            ),
+            create=real.create,
+        )
+
+    monkeypatch.setattr(accounts, "SpentInvite", SawItUnspent)
+
+    response = sign_up(second, "second")
+
+    assert response.status_code == 403
+    assert users() == ["first"]
 
 
 def test_an_invite_for_an_address_fills_it_in_and_names_it_in_the_admin_history(closed, client):
