@@ -10,9 +10,11 @@ and nothing bounded the size of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -93,6 +95,51 @@ class RetryPolicy:
             multiplier=self.backoff, max=self.backoff_max, jitter=self.jitter
         )
         return backoff(retry_state)
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket the answer's body comes from: the connection's, or (once urllib3 has let go
+    of a connection that closes after this answer) the one http.client reads from."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is None:
+        reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) and sock.fileno() >= 0 else None
+
+
+class _Watchdog:
+    """Shuts `sock` down after `seconds` unless cancelled first (`fired` says it did)."""
+
+    def __init__(self, sock: Any, seconds: float) -> None:
+        self._sock = sock
+        self._fired = threading.Event()
+        # Once `cancel` returns it has either fired or never will: a socket handed back to the
+        # pool for the next request is never shut under it.
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._timer: threading.Timer | None = None
+        if sock is not None:
+            self._timer = threading.Timer(max(seconds, 0.0), self._cut)
+            self._timer.daemon = True
+            self._timer.start()
+
+    @property
+    def fired(self) -> bool:
+        return self._fired.is_set()
+
+    def _cut(self) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            self._fired.set()
+            with contextlib.suppress(OSError):  # closed already
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 @dataclass(frozen=True)
@@ -351,21 +398,37 @@ class Transport:
         if declared.isdigit() and int(declared) > self.max_response_bytes:
             raise self._too_large(method, path, f"is {int(declared)} bytes, more than")
         # Each read waits at most the time left: a body that trickles in cannot outlast it.
-        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+        sock = _socket_of(response)
         read_timeout = self._timeouts()[1]
+        # One read can be many socket reads (a chunk-size line sent a byte at a time, deflate
+        # blocks that decode to nothing), each given the time left again: at the deadline a
+        # watchdog shuts the socket, whatever read is under way.
+        cut = _Watchdog(sock, deadline_at - time.monotonic())
         body = bytearray()
-        while True:
-            left = deadline_at - time.monotonic()
-            if left <= 0:
-                raise self._deadline_passed(url)
-            if sock is not None:
-                sock.settimeout(min(read_timeout, left))
-            chunk = self._read_chunk(response, method, url, deadline_at)
-            if not chunk:
-                return bytes(body)
-            body += chunk
-            if len(body) > self.max_response_bytes:
-                raise self._too_large(method, path, "grew past")
+        try:
+            while True:
+                left = deadline_at - time.monotonic()
+                if left <= 0 or cut.fired:
+                    raise self._deadline_passed(url)
+                if sock is not None:
+                    # http.client closes its socket once the body is all in: nothing to bound.
+                    with contextlib.suppress(OSError):
+                        sock.settimeout(min(read_timeout, left))
+                chunk = self._read_chunk(response, method, url, deadline_at)
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > self.max_response_bytes:
+                    raise self._too_large(method, path, "grew past")
+        except Exception:
+            if cut.fired:
+                raise self._deadline_passed(url) from None
+            raise
+        finally:
+            cut.cancel()
+        if cut.fired:  # the end seen may be the watchdog's, not the answer's
+            raise self._deadline_passed(url)
+        return bytes(body)
 
     def _read_chunk(
         self, response: requests.Response, method: str, url: str, deadline_at: float

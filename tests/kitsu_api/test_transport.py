@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -774,3 +776,65 @@ def test_the_transport_refuses_limits_that_are_not_positive() -> None:
         Transport(api_url=API_URL, oauth_url=OAUTH_URL, deadline=0)
     with pytest.raises(ValueError, match="max_response_bytes"):
         Transport(api_url=API_URL, oauth_url=OAUTH_URL, max_response_bytes=0)
+
+
+def _drip_server(head: bytes, first: bytes, drop: bytes) -> tuple[str, threading.Event]:
+    """A one-answer HTTP server that sends `head` and `first`, then `drop` every 50 ms for
+    up to 5 s (or until the client hangs up); its address, and an event set when it stops."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stopped, pause = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65_536)
+        connection.sendall(head + first)
+        ends = time.monotonic() + 5
+        with contextlib.suppress(OSError):
+            while time.monotonic() < ends:
+                connection.sendall(drop)
+                pause.wait(0.05)  # the drip's pace, not a wait for a result
+        connection.close()
+        listener.close()
+        stopped.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", stopped
+
+
+@pytest.mark.parametrize(
+    ("head", "first", "drop"),
+    [
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n",
+            b"2\r\n{}\r\n1;",  # then a chunk-size line that never ends
+            b"a",
+            id="chunk-size line a byte at a time",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff",  # a gzip header
+            b"\x00\x00\x00\xff\xff",  # empty deflate blocks: they decode to nothing
+            id="gzip that decodes to nothing",
+        ),
+    ],
+)
+def test_an_answer_that_stalls_inside_one_read_is_cut_at_the_deadline(
+    make_transport: Callable[..., Transport], head: bytes, first: bytes, drop: bytes
+) -> None:
+    base, stopped = _drip_server(head, first, drop)
+    transport = make_transport(
+        api_url=f"{base}/api",
+        oauth_url=f"{base}/oauth",
+        timeout=(READ_TIMEOUT, READ_TIMEOUT),
+        deadline=DEADLINE,
+        retry=RetryPolicy(attempts=1),
+    )
+    started = time.monotonic()
+
+    with pytest.raises(KitsuTimeout, match="deadline"):
+        transport.request("GET", "anime/1")
+
+    assert time.monotonic() - started < DEADLINE + READ_TIMEOUT
+    assert stopped.wait(5)  # the server saw the client hang up
