@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
@@ -149,3 +150,11 @@ def delete_rows(rows: QuerySet[Any]) -> int:
     row, and every row that refers to it, first). Only for models nothing cascades from, or
     whose dependants the caller deleted first; no signals are sent."""
     return rows._raw_delete(rows.db)
+
+
+def queued_expiry() -> timedelta:
+    """How long a queued sync whose task never started (a lost message) blocks a new request:
+    the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT), after which Redis would have
+    delivered the message again; an hour in embedded mode, which has none."""
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}
+    return timedelta(seconds=options.get("visibility_timeout", 3600))

@@ -54,6 +54,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from kitsu_sync.db import queued_expiry
 from kitsu_sync.kitsu_api import (
     KitsuConnectionError,
     KitsuRateLimited,
@@ -283,9 +284,11 @@ def _sync_queue(now: Any) -> Iterator[Metric]:
         by_status.add_metric([status.value], states.get(status.value, 0))
     yield by_status
 
-    oldest = KitsuSyncState.objects.filter(last_sync_status=SyncStatus.QUEUED).aggregate(
-        at=Min("updated_at")
-    )["at"]
+    # A queued mark older than the broker's visibility timeout is a lost message the
+    # scheduler no longer counts as busy (schedule._busy): not a sync waiting for a worker.
+    oldest = KitsuSyncState.objects.filter(
+        last_sync_status=SyncStatus.QUEUED, updated_at__gt=now - queued_expiry()
+    ).aggregate(at=Min("updated_at"))["at"]
     yield GaugeMetricFamily(
         "kitsu_oldest_queued_sync_age_seconds",
         "How long the longest-waiting queued sync has waited for a worker (0: none queued).",

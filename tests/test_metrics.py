@@ -15,6 +15,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from kitsu_sync import tasks
+from kitsu_sync.db import queued_expiry
 from kitsu_sync.metrics import endpoint_label
 from kitsu_sync.models import (
     Anime,
@@ -266,6 +267,20 @@ def test_queued_syncs_show_as_the_queue_with_the_oldest_wait(client, metrics_on,
 
     assert value(samples, "kitsu_sync_states", status="queued") == 1
     assert 180 <= value(samples, "kitsu_oldest_queued_sync_age_seconds") < 240
+
+
+def test_a_queued_mark_whose_message_was_lost_is_not_counted_as_waiting(
+    client, metrics_on, make_user
+):
+    user = make_user()
+    KitsuSyncState.objects.create(user=user, last_sync_status=SyncStatus.QUEUED)
+    KitsuSyncState.objects.filter(user=user).update(
+        updated_at=timezone.now() - queued_expiry() - timedelta(minutes=1)
+    )
+
+    samples = scrape(client)
+
+    assert value(samples, "kitsu_oldest_queued_sync_age_seconds") == 0
 
 
 # --- across processes -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from kitsu_sync.db import queued_expiry
 from kitsu_sync.models import (
     KitsuSyncState,
     KitsuToken,
@@ -30,14 +31,6 @@ from kitsu_sync.signals import sync_requested
 RETRY_FAILED_AFTER = timedelta(hours=1)
 # Each user's schedule is shifted by a fixed share (up to this fraction) of the interval.
 SCHEDULE_SPREAD = 0.1
-
-
-def queued_expiry() -> timedelta:
-    """How long a queued sync whose task never started (a lost message) blocks a new request:
-    the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT), after which Redis would have
-    delivered the message again; an hour in embedded mode, which has none."""
-    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS or {}
-    return timedelta(seconds=options.get("visibility_timeout", 3600))
 
 
 def schedule_offset(user_id: int, interval: timedelta) -> timedelta:
