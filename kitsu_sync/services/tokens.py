@@ -294,7 +294,17 @@ def _store_refreshed(link: KitsuToken, token: TokenResponse, claimed_at: datetim
                 "link for re-link; this refresh worked, so the link stays in use",
                 link.user_id,
             )
-        KitsuToken.objects.filter(pk=link.pk).update(**fields)
+        # Only onto the account refreshed: a person who linked another Kitsu account while
+        # this refresh was under way keeps that account's tokens.
+        if not KitsuToken.objects.filter(pk=link.pk, kitsu_user_id=link.kitsu_user_id).update(
+            **fields
+        ):
+            logger.warning(
+                "User %s linked another Kitsu account while the old one's token was refreshed; "
+                "the old account's new tokens are dropped",
+                link.user_id,
+            )
+            return
         if not fields.get("needs_relink", True):
             # The re-link notice the lost race opened is over too (a later, real one is told).
             notifications.close_notices(user_id=link.user_id, kind=NoticeKind.RELINK)

@@ -569,6 +569,29 @@ def test_a_refresh_that_outlasted_its_claim_clears_the_relink_flag_of_the_refres
     assert get_kitsu_client().current_user(token=token).id == stored.kitsu_user_id
 
 
+def test_linking_another_account_during_a_refresh_keeps_the_new_accounts_tokens(
+    make_user, link_user, kitsu, monkeypatch
+):
+    user = make_user()
+    old = link_user(user, kitsu, 1)
+    relinked: list[KitsuToken] = []
+
+    def link_another_account() -> None:
+        relinked.append(link_user(user, kitsu, 2))
+
+    run_during_the_refresh(monkeypatch, link_another_account)
+
+    refresh_access_token(user_id=user.pk, rejected_token=old.access_token)
+
+    stored = KitsuToken.objects.get(user=user)
+    assert stored.kitsu_user_id == relinked[0].kitsu_user_id != old.kitsu_user_id
+    assert (stored.access_token, stored.refresh_token) == (
+        relinked[0].access_token,
+        relinked[0].refresh_token,
+    )
+    assert get_kitsu_client().current_user(token=stored.access_token).id == stored.kitsu_user_id
+
+
 def test_a_relink_flag_raised_for_another_reason_during_a_refresh_stays(
     make_user, link_user, kitsu, monkeypatch
 ):
