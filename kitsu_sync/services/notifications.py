@@ -234,15 +234,15 @@ def _hosts(plugin: Any) -> list[str]:
 
 def apprise_url_problem(url: str) -> str:
     """Why a user's Apprise URL cannot be used ("" when it can)."""
-    sender = apprise.Apprise(asset=_asset())
-    if sender.add(url.strip()) and len(sender) > 1:  # as sending will read it
-        return "One Apprise URL only (a space or a comma starts another one)."
-    plugin = apprise.Apprise.instantiate(url.strip(), asset=_asset())
-    if plugin is None:
+    sender = apprise.Apprise(asset=_asset())  # read as sending will read it
+    if not sender.add(url.strip()):
         return (
             "Apprise does not recognise this URL: check it against Apprise's list of services "
             "(for example tgram://bottoken/ChatID or ntfys://ntfy.sh/topic)."
         )
+    if len(sender) > 1:
+        return "One Apprise URL only (a space or a comma starts another one)."
+    plugin = sender[0]
     if getattr(plugin, "redirects", False):
         return "This URL asks Apprise to follow redirects (redirect=yes), which is not allowed."
     local = any(_host_is_local(host) for host in _hosts(plugin))

@@ -87,14 +87,17 @@ def _kept_query(request: HttpRequest) -> str:
     return kept.urlencode()
 
 
+def _local(request: HttpRequest, target: str) -> str:
+    """`target` when it is an address on this site, else "" (never a way elsewhere)."""
+    allowed = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and allowed else ""
+
+
 def _back(request: HttpRequest, fallback: str = "kitsu_sync:library") -> HttpResponse:
     """Back where the form was (the list with its filters, an anime page), never elsewhere."""
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(target)
-    return redirect(fallback)
+    return redirect(_local(request, request.POST.get("next", "")) or fallback)
 
 
 def _own_entry(request: HttpRequest, kitsu_anime_id: int) -> LibraryEntry:
@@ -108,11 +111,7 @@ def _own_entry(request: HttpRequest, kitsu_anime_id: int) -> LibraryEntry:
 def _edit_form(request: HttpRequest, entry: LibraryEntry) -> HttpResponse:
     rating_system = rating_system_of(request)
     [row] = entry_rows([entry], rating_system=rating_system)
-    next_url = request.GET.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = ""
+    next_url = _local(request, request.GET.get("next", ""))
     shown_as = "card" if request.GET.get("shown_as") == "card" else "row"
     context = {"row": row, "next": next_url, "shown_as": shown_as}
     if request.htmx:
